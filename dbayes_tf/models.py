@@ -1,0 +1,424 @@
+"""The classifier zoo: discriminative MLP / MC-dropout BNN / CNN and latent-variable classifiers.
+
+Every model is a :class:`Classifier` (a ``keras.Model``) with one callable that attacks and
+detectors use alike::
+
+    logits(x, k=None, seed=None) -> [B, C]
+
+For the latent-variable classifiers the logits are the importance-weighted estimates of
+log p(x, y_c) (paper 1, eq. 3), so softmax(logits) is p(y | x) by Bayes' rule; for the BNN they are
+log of the MC-dropout mean softmax; for the plain nets they are the pre-softmax activations.
+
+Latent-variable factorisations (Li, Bradshaw & Sharma, ICML 2019; paper 2):
+
+- ``gc``  p(z) p(x | z, y) with uniform p(y): paper 1's deep Bayes classifier (a conditional VAE).
+- ``gfz`` p(z) p(y | z) p(x | y, z): generative, fully connected.
+- ``dfz`` p(z) p(x | z) p(y | x, z): discriminative, fully connected.
+
+All three share q(z | x, y) and the building blocks below; they differ only in which terms
+:meth:`LatentVariableClassifier.log_weights` adds up.
+
+Architectures follow paper 1, Appendix A: MLP 3 x 500 ReLU; CNN 4 x (conv 3x3, 128 channels,
+max-pool) + dense 500; VAE-MLP 2 x 500 both ways with z = 32; VAE-CNN with a conv stack on x only
+in the encoder, an MLP on [features, y], and a decoder MLP 500 followed by three 3x3 transposed
+convolutions with 64, 64 and 1 channels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import distributions as dist
+
+MODEL_NAMES = ("mlp", "bnn", "cnn", "gc", "gfz", "dfz")
+LATENT_MODELS = ("gc", "gfz", "dfz")
+ARCHS = ("mlp", "cnn")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; stored as JSON beside its weights."""
+
+    model: str = "gc"
+    arch: str = "mlp"
+    num_classes: int = 10
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    hidden: int = 500
+    latent_dim: int = 32
+    likelihood: str = "gaussian"
+    gaussian_scale: float = math.sqrt(0.5)  # log p = -||x - mu||^2 + const: paper 1's "l2 loss"
+    dropout: float = 0.0
+    k: int = 10  # importance samples (latent models) or MC-dropout passes (bnn) at test time
+    train_k: int = 1  # importance samples inside the training bound (1 = the ELBO)
+    conv_channels: int = 128  # the discriminative CNN's width
+    vae_channels: int = 64  # the VAE encoder / decoder convolutions' width
+    seed: int = 0
+
+    def __post_init__(self):
+        self.image_shape = tuple(int(v) for v in self.image_shape)
+        problems = []
+        if self.model not in MODEL_NAMES:
+            problems.append(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
+        if self.arch not in ARCHS:
+            problems.append(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.likelihood not in dist.LIKELIHOODS:
+            problems.append(f"likelihood must be one of {dist.LIKELIHOODS}, got {self.likelihood!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("k", "train_k", "hidden", "latent_dim", "num_classes"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.gaussian_scale <= 0:
+            problems.append(f"gaussian_scale must be positive, got {self.gaussian_scale}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def is_latent(self) -> bool:
+        return self.model in LATENT_MODELS
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["image_shape"] = list(self.image_shape)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _dropout(h: tf.Tensor, rate: float, seed: tf.Tensor | None) -> tf.Tensor:
+    """Stateless dropout: active only when a seed is given (training, or MC-dropout passes)."""
+    if seed is None or rate <= 0.0:
+        return h
+    return tf.nn.experimental.stateless_dropout(h, rate=rate, seed=seed)
+
+
+class DenseStack(keras.layers.Layer):
+    """Dense ReLU layers with dropout after each, then an optional linear output layer.
+
+    ``conditioned=True`` makes the first layer act on the concatenation [features, condition]
+    without materialising it: W [h; c] = W_h h + W_c c, and the two halves broadcast. That lets
+    x-only features computed once per image meet every class (or every z sample) for free.
+    """
+
+    def __init__(self, units: list[int], output_units: int | None = None, *, rate: float = 0.0,
+                 conditioned: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.conditioned = conditioned
+        self.hidden_layers = [keras.layers.Dense(u) for u in units]
+        self.condition_layer = (keras.layers.Dense(units[0], use_bias=False)
+                                if conditioned else None)
+        self.output_layer = keras.layers.Dense(output_units) if output_units else None
+
+    def call(self, features, condition=None, seed=None):
+        seeds = dist.split_seed(seed, len(self.hidden_layers)) if seed is not None else None
+        h = features
+        for index, layer in enumerate(self.hidden_layers):
+            h = layer(h)
+            if index == 0 and self.conditioned:
+                h = h + self.condition_layer(condition)
+            h = _dropout(tf.nn.relu(h), self.rate, None if seeds is None else seeds[index])
+        return self.output_layer(h) if self.output_layer is not None else h
+
+
+class ConvFeatures(keras.layers.Layer):
+    """x-only convolutional features, flattened. ``pool=True``: conv + 2x2 max-pool (the CNN);
+    ``pool=False``: stride-2 convolutions (the VAE encoder)."""
+
+    def __init__(self, channels: list[int], *, pool: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.pool = pool
+        self.convs = [keras.layers.Conv2D(c, 3, strides=1 if pool else 2, padding="same",
+                                          activation="relu") for c in channels]
+        self.pools = [keras.layers.MaxPooling2D(2, padding="same") for _ in channels] if pool else []
+        self.flatten = keras.layers.Flatten()
+
+    def call(self, x):
+        h = x
+        for index, conv in enumerate(self.convs):
+            h = conv(h)
+            if self.pool:
+                h = self.pools[index](h)
+        return self.flatten(h)
+
+
+class ImageDecoder(keras.layers.Layer):
+    """Maps a code [N, D] to the image likelihood's unconstrained parameters [N, H, W, C]."""
+
+    def __init__(self, arch: str, image_shape, hidden: int, channels: int, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.arch = arch
+        self.image_shape = tuple(image_shape)
+        height, width, depth = self.image_shape
+        if arch == "mlp":
+            self.mlp = DenseStack([hidden, hidden], int(np.prod(self.image_shape)), rate=rate)
+            self.deconvs = []
+        else:
+            if height % 4 or width % 4:
+                raise ValueError(f"the CNN decoder needs H and W divisible by 4, got {image_shape}")
+            self.base = (height // 4, width // 4, channels)
+            self.mlp = DenseStack([hidden], int(np.prod(self.base)), rate=rate)
+            self.deconvs = [
+                keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same",
+                                             activation="relu"),
+                keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
+                                             activation="relu"),
+                keras.layers.Conv2DTranspose(depth, 3, strides=2, padding="same"),
+            ]
+
+    def call(self, code, seed=None):
+        h = self.mlp(code, seed=seed)
+        if not self.deconvs:
+            return tf.reshape(h, (-1,) + self.image_shape)
+        h = tf.reshape(tf.nn.relu(h), (-1,) + self.base)
+        for deconv in self.deconvs:
+            h = deconv(h)
+        return h
+
+
+def _x_features(config: ModelConfig, name: str) -> keras.layers.Layer:
+    if config.arch == "cnn":
+        return ConvFeatures([config.vae_channels] * 3, pool=False, name=name)
+    # For the MLP arch the x-features are just the flattened pixels; the first Dense of the
+    # conditioned head then acts on [x, y] exactly as an MLP on the concatenation would.
+    return keras.layers.Flatten(name=name)
+
+
+# --------------------------------------------------------------------------- classifiers
+
+
+class Classifier(keras.Model):
+    """Common interface. Subclasses implement ``_logits`` and ``training_loss``."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self._seed_stream = keras.random.SeedGenerator(config.seed)
+        # One traced graph per K: all classes and samples in one batched call.
+        self._compiled_logits = tf.function(self._logits, reduce_retracing=True)
+
+    # A fresh stateless seed for every call that was not given one.
+    def _seed_or_fresh(self, seed):
+        if seed is None:
+            return dist.as_seed(self._seed_stream.next())
+        return dist.as_seed(seed)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def default_k(self) -> int:
+        return self.config.k
+
+    @property
+    def is_stochastic(self) -> bool:
+        """True when two calls on the same input may give different logits."""
+        return False
+
+    def build_for_input(self):
+        self.logits(tf.zeros((1,) + self.config.image_shape), k=1, seed=0)
+        self.training_loss(tf.zeros((1,) + self.config.image_shape), tf.zeros([1], tf.int32),
+                           seed=dist.as_seed(0))
+        self.built = True  # every sub-layer now has its weights
+        return self
+
+    def logits(self, x, k: int | None = None, seed=None) -> tf.Tensor:
+        """[B, C] class scores whose softmax is p(y | x). ``k`` defaults to the model's K."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        return self._compiled_logits(x, int(k or self.default_k), self._seed_or_fresh(seed))
+
+    def call(self, x, training=False):  # so that model(x) is model.logits(x)
+        return self.logits(x)
+
+    def predict_proba(self, x, k: int | None = None, seed=None) -> tf.Tensor:
+        return tf.nn.softmax(self.logits(x, k, seed), axis=-1)
+
+    def training_loss(self, x, y, seed):
+        raise NotImplementedError
+
+    def train_step(self, data):
+        """One optimiser step. ``data`` = (x, y) or (x, y, seed); the seed makes the step's
+        randomness (z samples, dropout masks) a function of the step, so resumed runs repeat."""
+        x, y, *rest = data
+        seed = dist.as_seed(rest[0]) if rest else self._seed_or_fresh(None)
+        with tf.GradientTape() as tape:
+            loss = self.training_loss(x, y, seed)
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+class DiscriminativeClassifier(Classifier):
+    """MLP or CNN p(y | x); with dropout > 0 and k > 1 at test time it is the MC-dropout BNN."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        if config.arch == "cnn":
+            self.features = ConvFeatures([config.conv_channels] * 4, pool=True, name="features")
+            self.head = DenseStack([config.hidden], config.num_classes, rate=config.dropout,
+                                   name="head")
+        else:
+            self.features = keras.layers.Flatten(name="features")
+            self.head = DenseStack([config.hidden] * 3, config.num_classes, rate=config.dropout,
+                                   name="head")
+
+    @property
+    def mc_dropout(self) -> bool:
+        return self.config.dropout > 0.0
+
+    @property
+    def default_k(self) -> int:
+        return self.config.k if self.mc_dropout else 1
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self.mc_dropout
+
+    def _net(self, x, seed=None):
+        return self.head(self.features(x), seed=seed)
+
+    def _logits(self, x, k, seed):
+        if not self.mc_dropout:
+            return self._net(x)
+        # All K dropout passes in one batched call: each pass gets its own copy of x and mask.
+        batch = tf.shape(x)[0]
+        tiled = tf.tile(x, tf.concat([[k], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+        log_probs = tf.nn.log_softmax(self._net(tiled, seed=seed))
+        log_probs = tf.reshape(log_probs, [k, batch, self.num_classes])
+        return dist.log_mean_exp(log_probs, axis=0)
+
+    def training_loss(self, x, y, seed):
+        logits = self._net(x, seed=seed if self.mc_dropout else None)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(y, tf.int32), logits=logits))
+
+
+class LatentVariableClassifier(Classifier):
+    """gc / gfz / dfz: log p(x, y) by importance sampling with q(z | x, y)."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        c, rate = config, config.dropout
+        self.graph = c.model
+        # q(z | x, y): x-only features once per image, then an MLP on [features, y].
+        self.encoder_features = _x_features(c, "encoder_features")
+        encoder_depth = 2 if c.arch == "mlp" else 1
+        self.encoder_head = DenseStack([c.hidden] * encoder_depth, 2 * c.latent_dim, rate=rate,
+                                       conditioned=True, name="encoder_head")
+        self.decoder = ImageDecoder(c.arch, c.image_shape, c.hidden, c.vae_channels, rate,
+                                    name="decoder")
+        if self.graph == "gfz":  # p(y | z)
+            self.label_model = DenseStack([c.hidden, c.hidden], c.num_classes, rate=rate,
+                                          name="label_model")
+        elif self.graph == "dfz":  # p(y | x, z): its own x-features, then an MLP on [feat, z]
+            self.classifier_features = _x_features(c, "classifier_features")
+            self.label_model = DenseStack([c.hidden, c.hidden], c.num_classes, rate=rate,
+                                          conditioned=True, name="label_model")
+        self.prior = dist.standard_normal_prior(c.latent_dim)
+
+    @property
+    def is_stochastic(self) -> bool:
+        return True
+
+    def posterior(self, x_features, y_one_hot, seed=None):
+        """q(z | x, y) with batch shape broadcast from features [.., B, F] and y [.., B, C]."""
+        params = self.encoder_head(x_features, y_one_hot, seed=seed)
+        loc, log_scale = tf.split(params, 2, axis=-1)
+        return dist.diagonal_gaussian(loc, log_scale)
+
+    def _decode(self, z, y_one_hot, seed=None):
+        """Decoder output for z [S..., Z] (and y [S..., C] where the graph has p(x | y, z))."""
+        code = z if self.graph == "dfz" else tf.concat(
+            [z, tf.broadcast_to(y_one_hot, tf.concat([tf.shape(z)[:-1], [self.num_classes]], 0))],
+            axis=-1)
+        lead = tf.shape(code)[:-1]
+        out = self.decoder(tf.reshape(code, [-1, tf.shape(code)[-1]]), seed=seed)
+        return tf.reshape(out, tf.concat([lead, self.config.image_shape], 0))
+
+    def log_weights(self, x, y_one_hot, k: int, seed, training: bool = False):
+        """log p(x, y, z_k) - log q(z_k | x, y), z_k ~ q(z | x, y): shape [k, M, B].
+
+        x: [B, H, W, C]; y_one_hot: [M, B, C] or [M, 1, C] (M = 1 with the true labels while
+        training, M = C with every class when classifying). Sample axis first.
+        """
+        seeds = dist.split_seed(seed, 4)
+        dropout = (lambda i: seeds[i]) if training else (lambda i: None)
+        y_one_hot = tf.cast(y_one_hot, x.dtype)
+        q = self.posterior(self.encoder_features(x)[None], y_one_hot, seed=dropout(1))
+        classifier_features = self.classifier_features(x) if self.graph == "dfz" else None
+
+        def log_joint(z):  # log p(x, y, z) for z [k, M, B, Z]
+            decoder_out = self._decode(z, y_one_hot, seed=dropout(2))
+            log_p = self.prior.log_prob(z) + dist.image_likelihood(
+                self.config.likelihood, decoder_out, self.config.gaussian_scale).log_prob(x)
+            y_full = tf.broadcast_to(y_one_hot,
+                                     tf.concat([tf.shape(z)[:-1], [self.num_classes]], 0))
+            if self.graph == "gc":  # uniform p(y)
+                return log_p - math.log(self.num_classes)
+            if self.graph == "gfz":
+                label_logits = self.label_model(z, seed=dropout(3))
+            else:  # dfz
+                label_logits = self.label_model(classifier_features, z, seed=dropout(3))
+            return log_p + dist.categorical_log_prob(label_logits, y_full)
+
+        return dist.importance_log_weights(q, log_joint, k, seeds[0])
+
+    def _logits(self, x, k, seed):
+        every_class = tf.eye(self.num_classes, dtype=x.dtype)[:, None, :]  # [C, 1, C]
+        log_joint = dist.log_mean_exp(self.log_weights(x, every_class, k, seed), axis=0)
+        return tf.transpose(log_joint)  # [B, C]
+
+    def training_loss(self, x, y, seed):
+        """Negative ELBO (train_k = 1) or negative IWAE bound, in nats per image."""
+        y_one_hot = tf.one_hot(tf.cast(y, tf.int32), self.num_classes, dtype=x.dtype)[None]
+        log_w = self.log_weights(x, y_one_hot, self.config.train_k, seed, training=True)
+        return -tf.reduce_mean(dist.log_mean_exp(log_w, axis=0))
+
+    def reconstruct(self, x, labels):
+        """r(x, y) = mu_x(mu_z(x, y), y): encoder mean, then decoder mean; no sampling (paper 1
+        eq. 5)."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        y_one_hot = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=x.dtype)
+        q = self.posterior(self.encoder_features(x), y_one_hot)
+        return dist.image_mean(self.config.likelihood, self._decode(q.mean(), y_one_hot))
+
+
+def build_model(config: ModelConfig) -> Classifier:
+    """Create (and build) the model a config describes."""
+    cls = LatentVariableClassifier if config.is_latent else DiscriminativeClassifier
+    return cls(config, name=config.model).build_for_input()
+
+
+def resolve_config(model: str, arch: str | None = None, **overrides) -> ModelConfig:
+    """Fill in the per-model defaults: mlp and cnn fix their arch, bnn adds dropout 0.5 (paper 1),
+    gfz / dfz train with dropout (paper 2)."""
+    fixed_arch = {"mlp": "mlp", "cnn": "cnn"}.get(model)
+    if fixed_arch and arch not in (None, fixed_arch):
+        raise ValueError(f"model {model!r} is always arch {fixed_arch!r}; got arch {arch!r}")
+    defaults: dict[str, Any] = {"arch": fixed_arch or arch or "mlp"}
+    defaults["dropout"] = {"bnn": 0.5, "gfz": 0.2, "dfz": 0.2}.get(model, 0.0)
+    if model in ("mlp", "cnn"):
+        defaults["k"] = 1
+    defaults.update({key: value for key, value in overrides.items() if value is not None})
+    return ModelConfig(model=model, **defaults)

@@ -1,0 +1,98 @@
+"""Atomic file output, tables (CSV + Markdown) and run provenance."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds,
+    so a crash or Ctrl-C never leaves a half-written file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the full suffix chain (Keras insists on names ending in ".weights.h5").
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(
+        path.suffixes))
+    os.close(handle)
+    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp's 0600 would surprise anyone sharing results
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(value: Any):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def to_markdown(frame: pd.DataFrame, float_format: str = ".4f") -> str:
+    return frame.to_markdown(index=False, floatfmt=float_format)
+
+
+def write_table(frame: pd.DataFrame, out_dir: str | os.PathLike, name: str,
+                provenance: str | None = None) -> tuple[Path, Path]:
+    """Write ``name.csv`` and ``name.md``; the Markdown carries how the numbers were made."""
+    out_dir = Path(out_dir)
+    csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    with atomic_path(csv_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    text = to_markdown(frame) + "\n"
+    if provenance:
+        text += "\n" + provenance.strip() + "\n"
+    write_text(md_path, text)
+    return csv_path, md_path
+
+
+def environment() -> dict[str, str]:
+    """Machine and library versions, recorded beside every result."""
+    import keras
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": str(os.cpu_count()),
+        "gpus": str(len(tf.config.list_physical_devices("GPU"))),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_probability": tfp.__version__,
+        "numpy": np.__version__,
+    }

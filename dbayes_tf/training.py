@@ -1,0 +1,197 @@
+"""Training loop with seeded, resumable epochs and atomic checkpoints.
+
+A run directory holds::
+
+    config.json          model config, training config, data source, machine, command
+    weights.weights.h5   model weights and optimiser state after the last finished epoch
+    state.json           epochs done and per-epoch history (loss, validation accuracy, seconds)
+    metrics.json         clean test metrics after the last epoch
+
+Epoch e shuffles with seed (seed, e) and step s draws its noise with seed (seed, s), so a run
+interrupted and resumed goes through the same batches and random numbers as one that was not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from . import data as data_lib
+from . import inference, reporting
+from .models import Classifier, ModelConfig, build_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.weights.h5"
+STATE_FILE = "state.json"
+METRICS_FILE = "metrics.json"
+
+
+class RunError(RuntimeError):
+    """A run directory is missing, incomplete or does not match what was asked."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    dataset: str = "mnist"
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    seed: int = 0
+    validation_size: int = 5000
+    train_size: int | None = None  # use only the first N training images (tests, smoke runs)
+    test_size: int | None = None
+    eval_batch_size: int = 100
+    validate_every_epoch: bool = True
+
+    def __post_init__(self):
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 < self.lr < 1:
+            problems.append(f"lr must be in (0, 1), got {self.lr}")
+        for name in ("train_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be positive, got {value}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.dataset = data_lib.canonical_name(self.dataset)
+
+
+def _save_weights(model: Classifier, run_dir: Path) -> None:
+    with reporting.atomic_path(run_dir / WEIGHTS_FILE) as tmp:
+        model.save_weights(str(tmp))
+
+
+def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a dbayes run (no {CONFIG_FILE}); train one with "
+                       "'dbayes train --out DIR'")
+    try:
+        return reporting.read_json(path)
+    except ValueError as err:
+        raise RunError(f"{path}: unreadable JSON ({err})") from None
+
+
+def load_model(run_dir: str | os.PathLike) -> Classifier:
+    """Rebuild a trained model from its run directory."""
+    run_dir = Path(run_dir)
+    saved = load_run_config(run_dir)
+    weights = run_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise RunError(f"{run_dir}: no weights ({WEIGHTS_FILE}); the run has not finished an "
+                       "epoch yet, resume it with 'dbayes train --resume'")
+    model = build_model(ModelConfig.from_dict(saved["model"]))
+    try:
+        model.load_weights(str(weights))
+    except Exception as err:  # h5py / keras raise several types for a damaged or foreign file
+        raise RunError(f"{weights}: cannot load weights ({type(err).__name__}: {err})") from None
+    return model
+
+
+def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | os.PathLike, *,
+          data_dir: str | os.PathLike | None = None, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, command: str | None = None,
+          dataset: data_lib.Dataset | None = None,
+          log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
+          ) -> dict[str, Any]:
+    """Train (or resume) a model into ``run_dir``; returns the final metrics."""
+    run_dir = Path(run_dir)
+    state_path = run_dir / STATE_FILE
+    if state_path.exists() and not (resume or overwrite):
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                       "--overwrite to start again")
+    if dataset is None:
+        dataset = data_lib.load_dataset(train_config.dataset, data_dir=data_dir,
+                                        validation_size=train_config.validation_size)
+    train_split = dataset.train.take(train_config.train_size)
+    test_split = dataset.test.take(train_config.test_size)
+
+    # Initial weights come from Keras' global seed: fix it so the same seed builds the same model.
+    keras.utils.set_random_seed(train_config.seed)
+    model = build_model(model_config)
+    optimizer = keras.optimizers.Adam(train_config.lr)
+    model.compile(optimizer=optimizer)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume and state_path.exists():
+        saved = load_run_config(run_dir)
+        if saved["model"] != model_config.to_dict():
+            raise RunError(f"{run_dir}: --resume with a different model config than the saved "
+                           f"one ({CONFIG_FILE}); use the same options or another --out")
+        optimizer.build(model.trainable_weights)  # so that load_weights restores its state too
+        model.load_weights(str(run_dir / WEIGHTS_FILE))
+        state = reporting.read_json(state_path)
+        start_epoch, history = int(state["epochs_done"]), list(state["history"])
+        log(f"resuming {run_dir} after epoch {start_epoch}")
+    reporting.write_json(run_dir / CONFIG_FILE, {
+        "model": model_config.to_dict(),
+        "train": dataclasses.asdict(train_config),
+        "data": {"name": dataset.name, "source": dataset.source, "train": len(train_split),
+                 "validation": len(dataset.validation), "test": len(test_split)},
+        "environment": reporting.environment(),
+        "command": command,
+    })
+
+    step_fn = tf.function(model.train_step, reduce_retracing=True)
+    steps_per_epoch = -(-len(train_split) // train_config.batch_size)
+    seed = train_config.seed
+    for epoch in range(start_epoch, train_config.epochs):
+        started = time.perf_counter()
+        model.loss_tracker.reset_state()
+        order = np.random.default_rng([seed, epoch]).permutation(len(train_split))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{train_config.epochs}",
+                   disable=not progress, unit="step")
+        for step in bar:
+            index = order[step * train_config.batch_size:(step + 1) * train_config.batch_size]
+            global_step = epoch * steps_per_epoch + step
+            logs = step_fn((train_split.images[index], train_split.labels[index],
+                            tf.constant([seed, global_step], tf.int32)))
+            if step % 20 == 0 or step == steps_per_epoch - 1:
+                bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+        loss = float(model.loss_tracker.result())
+        if not np.isfinite(loss):
+            raise RunError(f"training diverged at epoch {epoch + 1} (loss {loss}); "
+                           "lower --lr and start again")
+        record = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
+        if train_config.validate_every_epoch and len(dataset.validation):
+            # K = 1 keeps validation cheap; the final test uses the model's K.
+            val = inference.evaluate(model, dataset.validation, k=1, seed=seed,
+                                     batch_size=train_config.eval_batch_size,
+                                     progress=progress, description="validate")
+            record["val_accuracy_k1"] = val.accuracy
+        history.append(record)
+        log("epoch {epoch}: loss {loss:.4f}".format(**record)
+            + (f", val acc (K=1) {record['val_accuracy_k1']:.4f}"
+               if "val_accuracy_k1" in record else "")
+            + f", {record['seconds']:.1f}s")
+        # Weights (with the optimiser state) and state are each replaced atomically, state last:
+        # a crash in between leaves the previous epoch's state, and resuming redoes one epoch.
+        _save_weights(model, run_dir)
+        reporting.write_json(state_path, {"epochs_done": epoch + 1, "history": history})
+
+    result = inference.evaluate(model, test_split, k=model.default_k, seed=seed,
+                                batch_size=train_config.eval_batch_size, progress=progress,
+                                description="test")
+    metrics = {
+        "model": model_config.model, "arch": model_config.arch, "dataset": dataset.name,
+        "k": result.k, "test_accuracy": result.accuracy, "test_entropy": result.mean_entropy,
+        "test_nll": result.nll, "n_test": result.n, "epochs": train_config.epochs,
+        "final_loss": history[-1]["loss"] if history else None, "seed": seed,
+    }
+    reporting.write_json(run_dir / METRICS_FILE, metrics)
+    return metrics

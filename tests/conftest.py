@@ -1,0 +1,35 @@
+"""Shared fixtures: small slices of the real datasets, never the network."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from dbayes_tf import data
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return data.load_dataset("mnist", allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    try:
+        return data.load_dataset("fashion_mnist", allow_download=False)
+    except data.DatasetError as err:  # CI sets DBAYES_DATA; a bare laptop may not have it
+        pytest.skip(f"Fashion-MNIST not available locally: {err}")
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """3,000 training and 500 test images: enough to learn, fast enough for a unit test."""
+    return data.Dataset(name="mnist", train=mnist.train.take(3000),
+                        validation=mnist.validation.take(500), test=mnist.test.take(500),
+                        source=mnist.source)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,96 @@
+import gzip
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from dbayes_cli.main import main
+from dbayes_tf import data, reporting
+
+TINY = ["--epochs", "1", "--train-size", "600", "--test-size", "200", "--validation-size", "200",
+        "--quiet"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"]])
+def test_help_on_every_command(runner, command):
+    result = runner.invoke(main, command + ["--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_train_then_eval_writes_tables(runner, tmp_path):
+    out = tmp_path / "gc"
+    result = runner.invoke(main, ["train", "--model", "gc", "--k", "2", "--latent-dim", "8",
+                                  "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.output
+    for name in ("config.json", "weights.weights.h5", "state.json", "metrics.json",
+                 "accuracy.csv", "accuracy.md"):
+        assert (out / name).is_file(), name
+    config = reporting.read_json(out / "config.json")
+    assert config["model"]["k"] == 2 and config["data"]["train"] == 600
+    assert "dbayes train" in config["command"]
+
+    result = runner.invoke(main, ["eval", str(out), "--k", "1", "--test-size", "100", "--quiet",
+                                  "--out", str(tmp_path / "tables")])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "tables" / "eval.csv").read_text()
+    assert "gc" in table and ",1," in table  # K = 1 as asked, not the stored K = 2
+
+
+def test_preset_is_read_and_the_command_line_wins(runner, tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("train:\n  arch: mlp\n  latent_dim: 6\n  models:\n    gc: {k: 3}\n")
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--config", str(preset), "--model", "gc",
+                                  "--latent-dim", "5", "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    saved = reporting.read_json(out / "config.json")["model"]
+    assert saved["k"] == 3 and saved["latent_dim"] == 5 and saved["arch"] == "mlp"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "svm", "--out", "x"], "Invalid value for '--model'"),
+    (["train", "--lr", "5", "--out", "x"], "Invalid value for '--lr'"),
+    (["train", "--model", "cnn", "--arch", "mlp", "--out", "x"], "always arch"),
+    (["train", "--epochs", "0", "--out", "x"], "Invalid value for '--epochs'"),
+    (["eval", "does/not/exist"], "no such run directory"),
+])
+def test_bad_arguments_give_a_clear_error(runner, tmp_path, args, message):
+    result = runner.invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_preset(runner, tmp_path):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("train:\n  epochz: 3\n")
+    result = runner.invoke(main, ["train", "--config", str(preset), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "unknown option(s) ['epochz']" in result.output
+
+
+def test_corrupt_data_file_is_a_clean_error(runner, tmp_path):
+    folder = tmp_path / "mnist"
+    shutil.copytree(data.REPO_DATA_DIR / "mnist", folder)
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    labels.chmod(0o644)
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:5000]))
+    result = runner.invoke(main, ["train", "--data-dir", str(folder), "--out",
+                                  str(tmp_path / "run"), *TINY])
+    assert result.exit_code == 1
+    assert "train-labels-idx1-ubyte.gz" in result.output and "truncated" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run" / "weights.weights.h5").exists()
+
+
+def test_eval_of_a_run_without_weights(runner, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    reporting.write_json(run / "config.json", {"model": {}, "train": {}})
+    result = runner.invoke(main, ["eval", str(run)])
+    assert result.exit_code == 1 and "no weights" in result.output

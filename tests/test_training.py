@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from dbayes_tf import inference, models, training
+
+
+def _train(tmp_path, mnist_small, name, arch, epochs, *, resume=False, out="run", **model_kw):
+    config = models.resolve_config(name, arch, **model_kw)
+    train_config = training.TrainConfig(dataset="mnist", epochs=epochs, batch_size=50,
+                                        lr=1e-3, seed=3, validate_every_epoch=False)
+    metrics = training.train(config, train_config, tmp_path / out, dataset=mnist_small,
+                             resume=resume, progress=False, log=lambda message: None)
+    return metrics, training.load_model(tmp_path / out)
+
+
+@pytest.mark.parametrize("name, arch, min_accuracy", [
+    ("mlp", None, 0.85),
+    ("gc", "mlp", 0.6),
+])
+def test_a_few_hundred_steps_lower_the_loss_and_beat_chance(tmp_path, mnist_small, name, arch,
+                                                            min_accuracy):
+    # 5 epochs x 60 steps = 300 optimiser steps on 3,000 real MNIST images.
+    metrics, model = _train(tmp_path, mnist_small, name, arch, 5, k=5)
+    history = training.reporting.read_json(tmp_path / "run" / "state.json")["history"]
+    losses = [record["loss"] for record in history]
+    assert losses[-1] < losses[0] and len(losses) == 5
+    assert metrics["test_accuracy"] >= min_accuracy, metrics  # chance is 0.1
+    assert metrics["n_test"] == 500
+
+
+def test_weights_round_trip_bit_exactly(tmp_path, mnist_small):
+    _, model = _train(tmp_path, mnist_small, "gfz", "cnn", 1, hidden=32, latent_dim=4,
+                      vae_channels=8)
+    again = training.load_model(tmp_path / "run")
+    for saved, loaded in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    x = mnist_small.test.images[:6]
+    np.testing.assert_array_equal(model.logits(x, seed=4).numpy(), again.logits(x, seed=4).numpy())
+
+
+def test_resume_after_interruption_repeats_the_uninterrupted_run(tmp_path, mnist_small):
+    kw = dict(hidden=32, latent_dim=4)
+    _train(tmp_path, mnist_small, "gc", "mlp", 2, out="straight", **kw)
+    _train(tmp_path, mnist_small, "gc", "mlp", 1, out="split", **kw)
+    _train(tmp_path, mnist_small, "gc", "mlp", 2, out="split", resume=True, **kw)
+    straight = training.load_model(tmp_path / "straight")
+    split = training.load_model(tmp_path / "split")
+    for a, b in zip(straight.trainable_weights, split.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_refuses_to_clobber_a_run_or_resume_a_different_model(tmp_path, mnist_small):
+    _train(tmp_path, mnist_small, "mlp", None, 1)
+    with pytest.raises(training.RunError, match="already holds a run"):
+        _train(tmp_path, mnist_small, "mlp", None, 1)
+    with pytest.raises(training.RunError, match="different model config"):
+        _train(tmp_path, mnist_small, "mlp", None, 2, resume=True, hidden=64)
+
+
+def test_same_seed_same_evaluation(mnist_small):
+    model = models.build_model(models.resolve_config("gc", "mlp", hidden=16, latent_dim=3, k=2))
+    a = inference.evaluate(model, mnist_small.test, seed=9, progress=False)
+    b = inference.evaluate(model, mnist_small.test, seed=9, progress=False)
+    np.testing.assert_array_equal(a.logits, b.logits)
+    assert a.accuracy == b.accuracy
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(training.RunError, match="no such run directory"):
+        training.load_model(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(training.RunError, match="not a dbayes run"):
+        training.load_model(tmp_path / "empty")
