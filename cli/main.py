@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+from pathlib import Path
 from typing import Any
 
 import click
@@ -183,6 +184,50 @@ def evaluate(run_dirs, k, dataset, test_size, seed, batch_size, data_dir, out, n
             "test_entropy": result.mean_entropy, "test_nll": result.nll, "n_test": result.n,
             "seed": seed}))
     _print_and_save_accuracy(rows, out or run_dirs[0], name)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Where to write NAME.csv / NAME.md.")
+@click.option("--name", default="accuracy", show_default=True, help="Table file name stem.")
+@friendly_errors
+def summarize(run_dirs, out, name):
+    """One table of finished training runs (their metrics.json), with the papers' numbers and
+    this project's targets beside them. Computes nothing new: use 'dbayes eval' for that."""
+    import pandas as pd
+
+    from dbayes_tf import paper_numbers, reporting, training
+
+    rows = []
+    for run_dir in run_dirs:
+        saved = training.load_run_config(run_dir)
+        metrics_path = Path(run_dir) / training.METRICS_FILE
+        if not metrics_path.is_file():
+            raise UserError(f"{run_dir}: no {training.METRICS_FILE}; the run has not finished")
+        metrics = reporting.read_json(metrics_path)
+        key = (metrics["dataset"], metrics["model"], metrics["arch"])
+        paper = paper_numbers.CLEAN_ACCURACY.get(key + (metrics["k"],))
+        target = paper_numbers.TARGET_ACCURACY.get(key)
+        rows.append({
+            "run": Path(run_dir).name, "dataset": metrics["dataset"], "model": metrics["model"],
+            "arch": metrics["arch"], "k": metrics["k"], "epochs": metrics["epochs"],
+            "test_accuracy": metrics["test_accuracy"], "n_test": metrics["n_test"],
+            "paper_accuracy": paper[0] if paper else None,
+            "paper_source": paper[1] if paper else "",
+            "target": target,
+            "meets_target": None if target is None else metrics["test_accuracy"] >= target,
+            "train_seconds": round(sum(r["seconds"] for r in reporting.read_json(
+                Path(run_dir) / training.STATE_FILE)["history"])),
+            "seed": metrics["seed"], "command": saved.get("command") or "",
+        })
+    frame = pd.DataFrame(rows)
+    provenance = (f"Made by: `{_command_line()}` from each run's metrics.json (test accuracy "
+                  "computed at the end of `dbayes train`, on the full test set unless n_test "
+                  "says otherwise).")
+    csv_path, md_path = reporting.write_table(frame, out, name, provenance)
+    click.echo(reporting.to_markdown(frame.drop(columns=["command"])))
+    click.echo(f"\nwrote {csv_path} and {md_path}", err=True)
 
 
 def _seed_everything(seed: int) -> None:

@@ -270,7 +270,7 @@ class Classifier(keras.Model):
 
 
 class DiscriminativeClassifier(Classifier):
-    """MLP or CNN p(y | x); with dropout > 0 and k > 1 at test time it is the MC-dropout BNN."""
+    """MLP or CNN p(y | x); as ``bnn`` it averages the softmax over K MC-dropout passes."""
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -285,7 +285,9 @@ class DiscriminativeClassifier(Classifier):
 
     @property
     def mc_dropout(self) -> bool:
-        return self.config.dropout > 0.0
+        """Only the BNN keeps dropout on at test time; an mlp / cnn trained with dropout is an
+        ordinary regularised net with deterministic predictions."""
+        return self.config.model == "bnn" and self.config.dropout > 0.0
 
     @property
     def default_k(self) -> int:
@@ -309,7 +311,7 @@ class DiscriminativeClassifier(Classifier):
         return dist.log_mean_exp(log_probs, axis=0)
 
     def training_loss(self, x, y, seed):
-        logits = self._net(x, seed=seed if self.mc_dropout else None)
+        logits = self._net(x, seed=seed)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(y, tf.int32), logits=logits))
 

@@ -9,17 +9,17 @@ run() {  # run NAME dbayes-train-args...
   local name=$1; shift
   if [ -f "$out/$name/metrics.json" ]; then echo "skip $name (done)"; return; fi
   local resume=""; [ -f "$out/$name/state.json" ] && resume=--resume
-  dbayes train "$@" --out "$out/$name" $resume --quiet >"$out/$name.log" 2>&1
+  dbayes train "$@" --out "$out/$name" $resume --quiet >>"$out/$name.log" 2>&1
 }
 queue_a() {
   run mnist_gc_mlp --config configs/paper1_mlp.yaml --model gc
   run mnist_gc_cnn --config configs/paper1_cnn.yaml --model gc
-  run fashion_gfz --config configs/paper2_fashion.yaml --model gfz
 }
 queue_b() {
   run mnist_cnn --config configs/paper1_cnn.yaml --model cnn
   run mnist_mlp --config configs/paper1_mlp.yaml --model mlp
   run mnist_bnn --config configs/paper1_mlp.yaml --model bnn
+  run fashion_gfz --config configs/paper2_fashion.yaml --model gfz
   run fashion_dfz --config configs/paper2_fashion.yaml --model dfz
 }
 mkdir -p "$out"

@@ -16,7 +16,7 @@ def runner():
     return CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["eval"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["summarize"]])
 def test_help_on_every_command(runner, command):
     result = runner.invoke(main, command + ["--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
@@ -40,6 +40,14 @@ def test_train_then_eval_writes_tables(runner, tmp_path):
     assert result.exit_code == 0, result.output
     table = (tmp_path / "tables" / "eval.csv").read_text()
     assert "gc" in table and ",1," in table  # K = 1 as asked, not the stored K = 2
+
+    result = runner.invoke(main, ["summarize", str(out), "--out", str(tmp_path / "tables")])
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "tables" / "accuracy.md").read_text()
+    assert "0.9800" in summary and "False" in summary  # the gc-mlp target, not met by 1 epoch
+    (out / "metrics.json").unlink()
+    result = runner.invoke(main, ["summarize", str(out), "--out", str(tmp_path / "tables")])
+    assert result.exit_code == 1 and "has not finished" in result.output
 
 
 def test_preset_is_read_and_the_command_line_wins(runner, tmp_path):
