@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,32 @@ def _apply_preset(ctx: click.Context, options: dict[str, Any], preset_path: str 
     return result
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe for GPUs with file descriptor 2 closed off: TF's C++ start-up
+    lines (oneDNN notice, missing CUDA drivers) bypass TF_CPP_MIN_LOG_LEVEL and would bury the
+    CLI's own output. DBAYES_TF_LOGS=1 lets them through; Python errors still surface."""
+    if "tensorflow" in sys.modules or os.environ.get("DBAYES_TF_LOGS") == "1":
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dbayes")
 def main():
     """dbayes: train deep Bayes (generative) classifiers and their discriminative counterparts,
     attack them, detect the attacks, and report the results."""
+    if not any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        _import_tensorflow_quietly()
 
 
 @main.command()
@@ -263,9 +285,10 @@ def _print_and_save_accuracy(rows, out_dir, name: str) -> None:
     columns = ["run", "model", "arch", "dataset", "k", "test_accuracy", "test_entropy",
                "test_nll", "n_test", "seed"]
     frame = frame[[c for c in columns if c in frame.columns]]
+    env = reporting.environment()
     provenance = (f"Made by: `{_command_line()}`\n\n"
-                  f"Machine: {reporting.environment()['platform']}, "
-                  f"{reporting.environment()['cpu_count']} CPUs")
+                  f"Machine: {env['platform']}, {env['cpu_count']} CPUs; TensorFlow "
+                  f"{env['tensorflow']}")
     csv_path, md_path = reporting.write_table(frame, out_dir, name, provenance)
     click.echo(reporting.to_markdown(frame))
     click.echo(f"\nwrote {csv_path} and {md_path}", err=True)

@@ -14,13 +14,13 @@ run() {  # run NAME dbayes-train-args...
 queue_a() {
   run mnist_gc_mlp --config configs/paper1_mlp.yaml --model gc
   run mnist_gc_cnn --config configs/paper1_cnn.yaml --model gc
+  run fashion_dfz --config configs/paper2_fashion.yaml --model dfz
 }
 queue_b() {
   run mnist_cnn --config configs/paper1_cnn.yaml --model cnn
   run mnist_mlp --config configs/paper1_mlp.yaml --model mlp
   run mnist_bnn --config configs/paper1_mlp.yaml --model bnn
   run fashion_gfz --config configs/paper2_fashion.yaml --model gfz
-  run fashion_dfz --config configs/paper2_fashion.yaml --model dfz
 }
 mkdir -p "$out"
 queue_a & queue_b & wait
