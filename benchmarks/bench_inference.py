@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epoch-steps", type=int, default=50,
                         help="training steps timed to estimate one epoch")
     parser.add_argument("--out", default="results/benchmarks.md")
+    parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
     args = parser.parse_args(argv)
 
     mnist = data.load_dataset("mnist", allow_download=False)
@@ -91,7 +92,6 @@ def main(argv=None) -> int:
                  f"{steps_per_epoch} steps)", f"{per_step * steps_per_epoch:.1f} s per epoch",
                  f"from {args.epoch_steps} timed steps"))
 
-    load = os.getloadavg()[0]  # other work on the machine slows every figure: say how much
     env = reporting.environment()
     table = "| what | speed | detail |\n|---|---|---|\n" + "\n".join(
         f"| {a} | {b} | {c} |" for a, b, c in rows)
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
                f"(median of {args.repeats} runs after one warm-up).\n\n{table}\n\n"
                f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; "
                f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
-               f"{env['tensorflow_probability']}, Python {env['python']}. Load average at the end: "
-               f"{load:.1f} (above ~0.5 means other processes shared the CPU).\n{MARK_END}\n")
+               f"{env['tensorflow_probability']}, Python {env['python']}.{' ' + args.note if args.note else ''}\n"
+               f"{MARK_END}\n")
     out = Path(args.out)
     old = out.read_text() if out.exists() else "# Benchmarks\n\n"
     if MARK_BEGIN in old:
