@@ -6,7 +6,9 @@ them:
 
 1. an explicit ``data_dir`` (the CLI's ``--data-dir``), else the ``DBAYES_DATA`` environment
    variable (either the dataset folder itself or a parent holding ``mnist/`` / ``fashion-mnist/``);
-2. the repository's own ``data/`` folder (MNIST is committed there);
+2. the repository's own ``data/`` folder (MNIST is committed there): beside the package when it
+   runs from a checkout, else ``./data`` in the working directory (an installed copy run from the
+   repository's root);
 3. Debian's ``/usr/share/datasets/fashion-mnist/`` (package ``dataset-fashion-mnist``);
 4. Keras' cache ``~/.keras/datasets/`` (``mnist.npz`` or ``fashion-mnist/*.gz``);
 5. Keras' downloader, when ``allow_download`` is true (it needs the network).
@@ -47,6 +49,7 @@ _HOW_TO_GET = {
 }
 
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+WORKING_DATA_DIR = Path("data")  # relative on purpose: resolved against the working directory
 DEBIAN_DATA_DIR = Path("/usr/share/datasets")
 KERAS_CACHE_DIR = Path("~/.keras/datasets").expanduser()
 
@@ -122,7 +125,7 @@ def _candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]
     explicit = data_dir if data_dir is not None else os.environ.get("DBAYES_DATA") or None
     if explicit is not None:
         roots.append(Path(explicit).expanduser())
-    roots += [REPO_DATA_DIR, DEBIAN_DATA_DIR, KERAS_CACHE_DIR]
+    roots += [REPO_DATA_DIR, WORKING_DATA_DIR.resolve(), DEBIAN_DATA_DIR, KERAS_CACHE_DIR]
     candidates: list[Path] = []
     for index, root in enumerate(roots):
         if index == 0 and explicit is not None:

@@ -25,7 +25,7 @@ queue_b() {
   run mnist_bnn --config configs/paper1_mlp.yaml --model bnn
   run fashion_gfz --config configs/paper2_fashion.yaml --model gfz
   run mnist_gc_cnn_iwae5 --config configs/paper1_cnn.yaml --model gc --train-k 5 --epochs 20
-  run mnist_gc_mlp_iwae5 --config configs/paper1_mlp.yaml --model gc --train-k 5
+  run mnist_gc_mlp_iwae5 --config configs/paper1_mlp.yaml --model gc --train-k 5 --epochs 30
 }
 mkdir -p "$out"
 queue_a & queue_b & wait

@@ -78,6 +78,7 @@ def test_damaged_files_give_one_clear_error(tmp_path, damage, message):
 
 
 def test_missing_dataset_names_every_place_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "repo")
     monkeypatch.setattr(data, "DEBIAN_DATA_DIR", tmp_path / "debian")
     monkeypatch.setattr(data, "KERAS_CACHE_DIR", tmp_path / "keras")
@@ -90,7 +91,19 @@ def test_missing_dataset_names_every_place_and_the_fix(tmp_path, monkeypatch):
         assert place in text
 
 
+def test_installed_copy_finds_data_in_the_working_directory(tmp_path, monkeypatch):
+    # An installed (non-editable) package lives in site-packages, away from the repo's data/;
+    # run from the repository's root, it must still find ./data/mnist.
+    monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "site-packages" / "data")
+    monkeypatch.delenv("DBAYES_DATA", raising=False)
+    _write_fixture(tmp_path / "checkout" / "data" / "mnist", n=22)
+    monkeypatch.chdir(tmp_path / "checkout")
+    loaded = data.load_dataset("mnist", validation_size=2, allow_download=False)
+    assert len(loaded.test) == 22
+
+
 def test_debian_location_is_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "repo")
     monkeypatch.setattr(data, "DEBIAN_DATA_DIR", tmp_path / "debian")
     monkeypatch.delenv("DBAYES_DATA", raising=False)
@@ -101,6 +114,7 @@ def test_debian_location_is_used(tmp_path, monkeypatch):
 
 
 def test_keras_npz_cache_is_used(tmp_path, monkeypatch, rng):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(data, "REPO_DATA_DIR", tmp_path / "repo")
     monkeypatch.setattr(data, "KERAS_CACHE_DIR", tmp_path / "keras")
     monkeypatch.delenv("DBAYES_DATA", raising=False)
