@@ -88,14 +88,15 @@ def main(argv=None) -> int:
 
     median, spread = timed(some_steps, max(1, args.repeats // 2))
     per_step = median / args.epoch_steps
-    rows.append((f"training epoch (ELBO, K = 1, batch {args.batch_size}, "
+    rows.append((f"training epoch (train_k = {model.config.train_k}, batch {args.batch_size}, "
                  f"{steps_per_epoch} steps)", f"{per_step * steps_per_epoch:.1f} s per epoch",
                  f"from {args.epoch_steps} timed steps"))
 
     env = reporting.environment()
     table = "| what | speed | detail |\n|---|---|---|\n" + "\n".join(
         f"| {a} | {b} | {c} |" for a, b, c in rows)
-    section = (f"{MARK_BEGIN}\n## gc VAE-CNN on MNIST: inference and training speed\n\n"
+    name = f"{model.config.model} ({model.config.arch})"
+    section = (f"{MARK_BEGIN}\n## {name} on MNIST: inference and training speed\n\n"
                f"Made by: `python benchmarks/bench_inference.py"
                f"{' --model-dir ' + args.model_dir if args.model_dir else ''}` "
                f"(median of {args.repeats} runs after one warm-up).\n\n{table}\n\n"

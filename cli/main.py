@@ -29,8 +29,12 @@ def friendly_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (DatasetError, RunError, ValueError, FileNotFoundError) as err:
+        except (DatasetError, RunError, ValueError) as err:
             raise UserError(str(err)) from None
+        except OSError as err:  # e.g. an --out folder we may not write to
+            raise UserError(f"{err.filename or ''}: {err.strerror or err}") from None
+        except KeyError as err:  # a run's JSON files without a field they must have
+            raise UserError(f"a run file lacks the field {err}; is it damaged?") from None
         except KeyboardInterrupt:
             raise UserError("interrupted; everything finished so far is saved") from None
 
@@ -71,10 +75,15 @@ def _apply_preset(ctx: click.Context, options: dict[str, Any], preset_path: str 
     if unknown:
         raise UserError(f"config {preset_path}: unknown option(s) {sorted(unknown)}; "
                         f"known: {sorted(options)}")
+    params = {param.name: param for param in ctx.command.params}
     result = dict(options)
     for key, value in merged.items():
-        if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
-            result[key] = value
+        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            continue
+        try:  # the same type and range checks as on the command line (YAML reads 1e-3 as text)
+            result[key] = None if value is None else params[key].type_cast_value(ctx, value)
+        except click.BadParameter as err:
+            raise UserError(f"config {preset_path}: {key}: {err.message}") from None
     return result
 
 
@@ -163,7 +172,7 @@ def train(ctx: click.Context, **options):
         lr=options["lr"], seed=options["seed"], validation_size=options["validation_size"],
         train_size=options["train_size"], test_size=options["test_size"])
     _seed_everything(options["seed"])
-    metrics = training.train(
+    metrics, _ = training.train(
         model_config, train_config, options["out"], data_dir=options["data_dir"],
         resume=options["resume"], overwrite=options["overwrite"],
         progress=not options["quiet"], command=_command_line())

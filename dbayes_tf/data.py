@@ -138,6 +138,25 @@ def _has_all_files(folder: Path) -> bool:
     return all((folder / filename).is_file() for filename in _FILES.values())
 
 
+def _check_explicit_folder(name: str, root: Path, origin: str) -> None:
+    """A folder the user named must hold the dataset: falling through to another copy (or the
+    network) would silently train on something else."""
+    if not root.is_dir():
+        raise DatasetError(f"{origin} points at {root}, which is not a folder")
+    for folder in [root] + [root / sub for sub in _FOLDER_NAMES[name]]:
+        present = [f for f in _FILES.values() if (folder / f).is_file()]
+        if len(present) == len(_FILES):
+            return
+        if present:
+            missing = sorted(set(_FILES.values()) - set(present))
+            raise DatasetError(f"{folder} ({origin}) holds only part of {name}: missing "
+                               f"{', '.join(missing)}. To fix: {_HOW_TO_GET[name]}.")
+    raise DatasetError(f"{origin} points at {root}, which holds no {name} files (looked for "
+                       f"{', '.join(_FILES.values())} in it and in "
+                       f"{', '.join(str(root / sub) for sub in _FOLDER_NAMES[name])}). To fix: "
+                       f"{_HOW_TO_GET[name]}.")
+
+
 def _load_idx_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     arrays = {key: read_idx(folder / filename, key.split("_")[1]) for key, filename in _FILES.items()}
     for split in ("train", "test"):
@@ -173,6 +192,10 @@ def locate_raw(name: str, data_dir: str | os.PathLike | None = None,
                allow_download: bool = True) -> tuple[tuple[np.ndarray, ...], str]:
     """Return the raw uint8 arrays of a dataset and a description of where they came from."""
     name = canonical_name(name)
+    explicit = data_dir if data_dir is not None else os.environ.get("DBAYES_DATA") or None
+    if explicit is not None:
+        _check_explicit_folder(name, Path(explicit).expanduser(),
+                               "--data-dir" if data_dir is not None else "DBAYES_DATA")
     looked: list[str] = []
     for folder in _candidate_dirs(name, data_dir):
         if _has_all_files(folder):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -20,8 +21,8 @@ IMAGE_EVENT_NDIMS = 3  # an image [H, W, C] is one event
 
 def as_seed(seed) -> tf.Tensor:
     """Turn an int, a pair or a tensor into the int32 [2] seed TFP and tf.random expect."""
-    if isinstance(seed, int):
-        return tf.constant([seed, 0], dtype=tf.int32)
+    if isinstance(seed, (int, np.integer)) or (hasattr(seed, "shape") and seed.shape == ()):
+        return tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
     seed = tf.convert_to_tensor(seed)
     if seed.dtype != tf.int32:
         # Fold the high bits in instead of truncating them, so distinct int64 seeds stay distinct.

@@ -48,7 +48,7 @@ def evaluate(model, split: Split, *, k: int | None = None, batch_size: int = 100
              seed: int = 0, progress: bool = True, description: str = "eval") -> Evaluation:
     """Clean accuracy, predictive entropy and NLL over ``split``; batch b uses seed (seed, b),
     so the same seed gives the same numbers."""
-    k = int(k or model.default_k)
+    k = int(k or model.default_k) if model.is_stochastic else 1  # K means nothing to a plain net
     all_logits = []
     starts = range(0, len(split), batch_size)
     for batch_index, start in enumerate(tqdm(starts, desc=description, disable=not progress,

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from . import distributions as dist
 
+_FRESH_SEED_DOMAIN = 0x0DBA7E5  # any constant: it only separates fresh seeds from given ones
 MODEL_NAMES = ("mlp", "bnn", "cnn", "gc", "gfz", "dfz")
 LATENT_MODELS = ("gc", "gfz", "dfz")
 ARCHS = ("mlp", "cnn")
@@ -212,10 +213,12 @@ class Classifier(keras.Model):
         # One traced graph per K: all classes and samples in one batched call.
         self._compiled_logits = tf.function(self._logits, reduce_retracing=True)
 
-    # A fresh stateless seed for every call that was not given one.
+    # A fresh stateless seed for every call that was not given one, hashed into its own domain
+    # so that the n-th unseeded call never replays the noise of an explicit seed such as (0, n).
     def _seed_or_fresh(self, seed):
         if seed is None:
-            return dist.as_seed(self._seed_stream.next())
+            return tf.random.experimental.stateless_fold_in(
+                dist.as_seed(self._seed_stream.next()), _FRESH_SEED_DOMAIN)
         return dist.as_seed(seed)
 
     @property
@@ -420,7 +423,7 @@ def resolve_config(model: str, arch: str | None = None, **overrides) -> ModelCon
         raise ValueError(f"model {model!r} is always arch {fixed_arch!r}; got arch {arch!r}")
     defaults: dict[str, Any] = {"arch": fixed_arch or arch or "mlp"}
     defaults["dropout"] = {"bnn": 0.5, "gfz": 0.2, "dfz": 0.2}.get(model, 0.0)
-    if model in ("mlp", "cnn"):
-        defaults["k"] = 1
     defaults.update({key: value for key, value in overrides.items() if value is not None})
+    if model in ("mlp", "cnn"):
+        defaults["k"] = 1  # deterministic nets: one pass is all there is
     return ModelConfig(model=model, **defaults)

@@ -73,6 +73,25 @@ def _save_weights(model: Classifier, run_dir: Path) -> None:
         model.save_weights(str(tmp))
 
 
+# Training settings that may change between a run and its resumption; the rest must match.
+_RESUMABLE_CHANGES = ("epochs", "test_size", "eval_batch_size", "validate_every_epoch")
+
+
+def _check_resumable(run_dir: Path, saved: dict[str, Any], model_config: ModelConfig,
+                     train_config: TrainConfig) -> None:
+    if saved.get("model") != model_config.to_dict():
+        raise RunError(f"{run_dir}: --resume with a different model config than the saved "
+                       f"one ({CONFIG_FILE}); use the same options or another --out")
+    asked = dataclasses.asdict(train_config)
+    changed = sorted(key for key, value in (saved.get("train") or {}).items()
+                     if key not in _RESUMABLE_CHANGES and asked.get(key) != value)
+    if changed:
+        details = ", ".join(f"{key}: saved {saved['train'][key]!r}, asked {asked.get(key)!r}"
+                            for key in changed)
+        raise RunError(f"{run_dir}: --resume with different training settings ({details}); "
+                       "use the same options or another --out")
+
+
 def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
@@ -108,8 +127,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
           overwrite: bool = False, progress: bool = True, command: str | None = None,
           dataset: data_lib.Dataset | None = None,
           log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
-          ) -> dict[str, Any]:
-    """Train (or resume) a model into ``run_dir``; returns the final metrics."""
+          ) -> tuple[dict[str, Any], Classifier]:
+    """Train (or resume) a model into ``run_dir``; returns the final metrics and the model."""
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
     if state_path.exists() and not (resume or overwrite):
@@ -126,18 +145,28 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     model = build_model(model_config)
     optimizer = keras.optimizers.Adam(train_config.lr)
     model.compile(optimizer=optimizer)
+    steps_per_epoch = -(-len(train_split) // train_config.batch_size)
     history: list[dict[str, Any]] = []
+    earlier_commands: list[str | None] = []
     start_epoch = 0
     if resume and state_path.exists():
         saved = load_run_config(run_dir)
-        if saved["model"] != model_config.to_dict():
-            raise RunError(f"{run_dir}: --resume with a different model config than the saved "
-                           f"one ({CONFIG_FILE}); use the same options or another --out")
+        _check_resumable(run_dir, saved, model_config, train_config)
         optimizer.build(model.trainable_weights)  # so that load_weights restores its state too
         model.load_weights(str(run_dir / WEIGHTS_FILE))
-        state = reporting.read_json(state_path)
-        start_epoch, history = int(state["epochs_done"]), list(state["history"])
+        history = list(reporting.read_json(state_path)["history"])
+        # The weights file knows how far training got: if a crash fell between saving the
+        # weights and saving state.json, the weights are one epoch ahead and win.
+        start_epoch = int(optimizer.iterations.numpy()) // steps_per_epoch
+        history = history[:start_epoch]
+        if start_epoch > train_config.epochs:
+            raise RunError(f"{run_dir} has done {start_epoch} epochs; --epochs "
+                           f"{train_config.epochs} would go backwards")
         log(f"resuming {run_dir} after epoch {start_epoch}")
+        earlier_commands = saved.get("earlier_commands", []) + [saved.get("command")]
+    elif overwrite:
+        for name in (STATE_FILE, WEIGHTS_FILE, METRICS_FILE):
+            (run_dir / name).unlink(missing_ok=True)
     reporting.write_json(run_dir / CONFIG_FILE, {
         "model": model_config.to_dict(),
         "train": dataclasses.asdict(train_config),
@@ -145,10 +174,10 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
                  "validation": len(dataset.validation), "test": len(test_split)},
         "environment": reporting.environment(),
         "command": command,
+        "earlier_commands": earlier_commands,  # the runs this one resumed
     })
 
     step_fn = tf.function(model.train_step, reduce_retracing=True)
-    steps_per_epoch = -(-len(train_split) // train_config.batch_size)
     seed = train_config.seed
     for epoch in range(start_epoch, train_config.epochs):
         started = time.perf_counter()
@@ -194,4 +223,4 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
         "final_loss": history[-1]["loss"] if history else None, "seed": seed,
     }
     reporting.write_json(run_dir / METRICS_FILE, metrics)
-    return metrics
+    return metrics, model

@@ -72,14 +72,30 @@ def test_bad_arguments_give_a_clear_error(runner, tmp_path, args, message):
     result = runner.invoke(main, args)
     assert result.exit_code != 0
     assert message in result.output
-    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not an uncaught error
 
 
-def test_bad_preset(runner, tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  epochz: 3\n", "unknown option(s) ['epochz']"),
+    ("train:\n  lr: 7\n", "lr: 7.0 is not in the range"),
+    ("train:\n  model: svm\n", "model: 'svm' is not one of"),
+    ("- a list\n", "must be a mapping"),
+])
+def test_bad_preset(runner, tmp_path, text, message):
     preset = tmp_path / "bad.yaml"
-    preset.write_text("train:\n  epochz: 3\n")
+    preset.write_text(text)
     result = runner.invoke(main, ["train", "--config", str(preset), "--out", str(tmp_path / "o")])
-    assert result.exit_code != 0 and "unknown option(s) ['epochz']" in result.output
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_preset_numbers_written_as_yaml_text_are_cast(runner, tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("train:\n  lr: 1e-3\n  arch: mlp\n  latent_dim: 4\n")  # YAML: "1e-3"
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--config", str(preset), "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert reporting.read_json(out / "config.json")["train"]["lr"] == 0.001
 
 
 def test_corrupt_data_file_is_a_clean_error(runner, tmp_path):
@@ -92,7 +108,7 @@ def test_corrupt_data_file_is_a_clean_error(runner, tmp_path):
                                   str(tmp_path / "run"), *TINY])
     assert result.exit_code == 1
     assert "train-labels-idx1-ubyte.gz" in result.output and "truncated" in result.output
-    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
     assert not (tmp_path / "run" / "weights.weights.h5").exists()
 
 

@@ -84,11 +84,26 @@ def test_missing_dataset_names_every_place_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "KERAS_CACHE_DIR", tmp_path / "keras")
     monkeypatch.delenv("DBAYES_DATA", raising=False)
     with pytest.raises(data.DatasetError) as info:
-        data.load_dataset("fashion_mnist", data_dir=tmp_path / "nowhere", allow_download=False)
+        data.load_dataset("fashion_mnist", allow_download=False)
     text = str(info.value)
-    for place in ("nowhere", "repo", "debian", "keras", "download (disabled)",
-                  "dataset-fashion-mnist"):
+    for place in ("repo", "debian", "keras", "download (disabled)", "dataset-fashion-mnist"):
         assert place in text
+
+
+def test_a_named_folder_that_lacks_the_data_does_not_fall_through(tmp_path, monkeypatch):
+    monkeypatch.delenv("DBAYES_DATA", raising=False)
+    with pytest.raises(data.DatasetError, match="not a folder"):
+        data.load_dataset("mnist", data_dir=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DatasetError, match="holds no mnist files"):
+        data.load_dataset("mnist", data_dir=tmp_path / "empty")
+    folder = _write_fixture(tmp_path / "partial")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DatasetError, match="missing t10k-labels-idx1-ubyte.gz"):
+        data.load_dataset("mnist", data_dir=folder)
+    monkeypatch.setenv("DBAYES_DATA", str(tmp_path / "empty"))
+    with pytest.raises(data.DatasetError, match="DBAYES_DATA points at"):
+        data.load_dataset("mnist")
 
 
 def test_installed_copy_finds_data_in_the_working_directory(tmp_path, monkeypatch):

@@ -8,9 +8,8 @@ def _train(tmp_path, mnist_small, name, arch, epochs, *, resume=False, out="run"
     config = models.resolve_config(name, arch, **model_kw)
     train_config = training.TrainConfig(dataset="mnist", epochs=epochs, batch_size=50,
                                         lr=1e-3, seed=3, validate_every_epoch=False)
-    metrics = training.train(config, train_config, tmp_path / out, dataset=mnist_small,
-                             resume=resume, progress=False, log=lambda message: None)
-    return metrics, training.load_model(tmp_path / out)
+    return training.train(config, train_config, tmp_path / out, dataset=mnist_small,
+                          resume=resume, progress=False, log=lambda message: None)
 
 
 @pytest.mark.parametrize("name, arch, min_accuracy", [
@@ -29,13 +28,42 @@ def test_a_few_hundred_steps_lower_the_loss_and_beat_chance(tmp_path, mnist_smal
 
 
 def test_weights_round_trip_bit_exactly(tmp_path, mnist_small):
-    _, model = _train(tmp_path, mnist_small, "gfz", "cnn", 1, hidden=32, latent_dim=4,
-                      vae_channels=8)
-    again = training.load_model(tmp_path / "run")
-    for saved, loaded in zip(model.weights, again.weights):
-        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    _, trained = _train(tmp_path, mnist_small, "gfz", "cnn", 1, hidden=32, latent_dim=4,
+                        vae_channels=8)
+    loaded = training.load_model(tmp_path / "run")
+    assert len(trained.weights) == len(loaded.weights)
+    for in_memory, from_disk in zip(trained.weights, loaded.weights):
+        np.testing.assert_array_equal(in_memory.numpy(), from_disk.numpy())
     x = mnist_small.test.images[:6]
-    np.testing.assert_array_equal(model.logits(x, seed=4).numpy(), again.logits(x, seed=4).numpy())
+    np.testing.assert_array_equal(trained.logits(x, seed=4).numpy(),
+                                  loaded.logits(x, seed=4).numpy())
+
+
+def test_resume_trusts_the_weights_when_state_json_lags_behind(tmp_path, mnist_small):
+    # A crash between saving the weights and saving state.json leaves the weights one epoch
+    # ahead; resuming must not train that epoch a second time.
+    kw = dict(hidden=16, latent_dim=3)
+    _train(tmp_path, mnist_small, "gc", "mlp", 2, **kw)
+    state = training.reporting.read_json(tmp_path / "run" / "state.json")
+    training.reporting.write_json(tmp_path / "run" / "state.json",
+                                  {"epochs_done": 1, "history": state["history"][:1]})
+    logs = []
+    config = models.resolve_config("gc", "mlp", **kw)
+    train_config = training.TrainConfig(dataset="mnist", epochs=2, batch_size=50, lr=1e-3,
+                                        seed=3, validate_every_epoch=False)
+    training.train(config, train_config, tmp_path / "run", dataset=mnist_small, resume=True,
+                   progress=False, log=logs.append)
+    assert logs == [f"resuming {tmp_path / 'run'} after epoch 2"]
+
+
+def test_resume_refuses_changed_training_settings(tmp_path, mnist_small):
+    _train(tmp_path, mnist_small, "mlp", None, 1)
+    config = models.resolve_config("mlp", None)
+    changed = training.TrainConfig(dataset="mnist", epochs=2, batch_size=50, lr=1e-2, seed=3,
+                                   validate_every_epoch=False)
+    with pytest.raises(training.RunError, match="lr: saved 0.001, asked 0.01"):
+        training.train(config, changed, tmp_path / "run", dataset=mnist_small, resume=True,
+                       progress=False, log=lambda message: None)
 
 
 def test_resume_after_interruption_repeats_the_uninterrupted_run(tmp_path, mnist_small):
