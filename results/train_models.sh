@@ -13,11 +13,12 @@ run() {  # run NAME dbayes-train-args...
 }
 queue_a() {
   run mnist_gc_mlp --config configs/paper1_mlp.yaml --model gc
-  run mnist_gc_cnn --config configs/paper1_cnn.yaml --model gc  # stopped after 17 of 30 epochs
+  run mnist_gc_cnn --config configs/paper1_cnn.yaml --model gc  # stopped after 17 epochs, then
   run fashion_dfz --config configs/paper2_fashion.yaml --model dfz
   # Second round: fixes tried for the accuracy targets the first round missed.
   run mnist_cnn_dropout --config configs/paper1_cnn.yaml --model cnn --dropout 0.5
   run mnist_gc_mlp_iwae5 --config configs/paper1_mlp.yaml --model gc --train-k 5 --epochs 30
+  run mnist_gc_cnn --config configs/paper1_cnn.yaml --model gc  # ... resumed here to 30 epochs
 }
 queue_b() {
   run mnist_cnn --config configs/paper1_cnn.yaml --model cnn
