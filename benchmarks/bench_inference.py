@@ -102,8 +102,8 @@ def main(argv=None) -> int:
                f"(median of {args.repeats} runs after one warm-up).\n\n{table}\n\n"
                f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; "
                f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
-               f"{env['tensorflow_probability']}, Python {env['python']}.{' ' + args.note if args.note else ''}\n"
-               f"{MARK_END}\n")
+               f"{env['tensorflow_probability']}, Python {env['python']}."
+               f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")
     out = Path(args.out)
     old = out.read_text() if out.exists() else "# Benchmarks\n\n"
     if MARK_BEGIN in old:

@@ -32,7 +32,8 @@ def friendly_errors(func):
         except (DatasetError, RunError, ValueError) as err:
             raise UserError(str(err)) from None
         except OSError as err:  # e.g. an --out folder we may not write to
-            raise UserError(f"{err.filename or ''}: {err.strerror or err}") from None
+            where = f"{err.filename}: " if err.filename else ""
+            raise UserError(f"{where}{err.strerror or err}") from None
         except KeyError as err:  # a run's JSON files without a field they must have
             raise UserError(f"a run file lacks the field {err}; is it damaged?") from None
         except KeyboardInterrupt:

@@ -119,12 +119,20 @@ def read_idx(path: Path, kind: str) -> np.ndarray:
     return payload.reshape(dims)
 
 
+def _explicit_root(data_dir: str | os.PathLike | None) -> tuple[Path, str] | None:
+    """The folder the user named, and how (``--data-dir`` beats ``DBAYES_DATA``)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), "--data-dir"
+    from_env = os.environ.get("DBAYES_DATA")
+    return (Path(from_env).expanduser(), "DBAYES_DATA") if from_env else None
+
+
 def _candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
     folders = _FOLDER_NAMES[name]
     roots: list[Path] = []
-    explicit = data_dir if data_dir is not None else os.environ.get("DBAYES_DATA") or None
+    explicit = _explicit_root(data_dir)
     if explicit is not None:
-        roots.append(Path(explicit).expanduser())
+        roots.append(explicit[0])
     roots += [REPO_DATA_DIR, WORKING_DATA_DIR.resolve(), DEBIAN_DATA_DIR, KERAS_CACHE_DIR]
     candidates: list[Path] = []
     for index, root in enumerate(roots):
@@ -192,10 +200,9 @@ def locate_raw(name: str, data_dir: str | os.PathLike | None = None,
                allow_download: bool = True) -> tuple[tuple[np.ndarray, ...], str]:
     """Return the raw uint8 arrays of a dataset and a description of where they came from."""
     name = canonical_name(name)
-    explicit = data_dir if data_dir is not None else os.environ.get("DBAYES_DATA") or None
+    explicit = _explicit_root(data_dir)
     if explicit is not None:
-        _check_explicit_folder(name, Path(explicit).expanduser(),
-                               "--data-dir" if data_dir is not None else "DBAYES_DATA")
+        _check_explicit_folder(name, *explicit)
     looked: list[str] = []
     for folder in _candidate_dirs(name, data_dir):
         if _has_all_files(folder):
