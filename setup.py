@@ -24,7 +24,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "scikit-learn"],  # sklearn: an independent ROC AUC to check ours
         "bench": ["adversarial-robustness-toolbox", "foolbox"],
     },
     entry_points={"console_scripts": ["dbayes=dbayes_cli.main:main"]},

@@ -133,6 +133,8 @@ def main():
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
               default=1e-3, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              show_default=True, help="cosine: decay --lr to 0 over all --epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--likelihood", type=click.Choice(["gaussian", "bernoulli"]), default="gaussian",
               show_default=True, help="p(x | ...) of latent models; gaussian = paper 1's l2 loss.")
@@ -170,7 +172,8 @@ def train(ctx: click.Context, **options):
         dropout=options["dropout"], seed=options["seed"])
     train_config = training.TrainConfig(
         dataset=options["dataset"], epochs=options["epochs"], batch_size=options["batch_size"],
-        lr=options["lr"], seed=options["seed"], validation_size=options["validation_size"],
+        lr=options["lr"], lr_schedule=options["lr_schedule"], seed=options["seed"],
+        validation_size=options["validation_size"],
         train_size=options["train_size"], test_size=options["test_size"])
     _seed_everything(options["seed"])
     metrics, _ = training.train(
@@ -260,6 +263,204 @@ def summarize(run_dirs, out, name):
     csv_path, md_path = reporting.write_table(frame, out, name, provenance)
     click.echo(reporting.to_markdown(frame.drop(columns=["command"])))
     click.echo(f"\nwrote {csv_path} and {md_path}", err=True)
+
+
+ATTACK_CHOICES = ["fgsm", "ifgsm", "cw_l2", "deepfool", "truncated_deepfool", "zoo", "noise"]
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--attack", type=click.Choice(ATTACK_CHOICES), required=True,
+              help="fgsm / ifgsm (CleverHans), cw_l2, deepfool, truncated_deepfool, zoo (black "
+                   "box), noise (random Gaussian control of size --l2).")
+@click.option("--n-images", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Test images to attack, drawn with --seed.")
+@click.option("--targeted", type=click.Choice(["none", "all", "random"]), default=None,
+              help="Targets: none (untargeted), all other classes, or one random other class. "
+                   "Default: all for ifgsm (paper 1), none otherwise.")
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="Importance samples per class (default: the model's own K).")
+@click.option("--eps", default=None,
+              help="fgsm: L-inf step (default 0.1), or a sweep START:STOP:STEP (paper 1 Fig. "
+                   "1a); ifgsm: optional L-inf bound on the total change.")
+@click.option("--preset", type=click.Choice(["carlini", "cleverhans", "fast"]), default="fast",
+              show_default=True, help="cw_l2 settings; the options below override them.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="ifgsm steps (100), cw_l2 steps per binary-search step (preset), "
+                   "deepfool max iterations (50), zoo iterations (200).")
+@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True, help="ifgsm step.")
+@click.option("--binary-steps", type=click.IntRange(min=1), default=None,
+              help="cw_l2 / zoo binary-search steps over c.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="cw_l2 Adam / zoo ADAM learning rate.")
+@click.option("--initial-const", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="cw_l2 / zoo starting trade-off constant c.")
+@click.option("--confidence", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="cw_l2 / zoo margin kappa.")
+@click.option("--no-abort-early", is_flag=True, help="cw_l2 / zoo: run every iteration.")
+@click.option("--p", "norm_p", default="2", show_default=True,
+              help="deepfool norm: a number > 1 or inf.")
+@click.option("--candidates", type=click.IntRange(min=2), default=10, show_default=True,
+              help="deepfool candidate classes.")
+@click.option("--overshoot", type=click.FloatRange(min=0), default=0.02, show_default=True)
+@click.option("--bisection-steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="truncated_deepfool halvings.")
+@click.option("--coordinates", type=click.IntRange(min=1), default=128, show_default=True,
+              help="zoo coordinates per iteration.")
+@click.option("--fd-step", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="zoo finite-difference step (default 1e-4, 0.01 for stochastic models).")
+@click.option("--queries-per-point", type=click.IntRange(min=1), default=None,
+              help="zoo queries averaged per point (default 1, 4 for stochastic models).")
+@click.option("--l2", type=click.FloatRange(min=0), default=None,
+              help="noise: L2 size of the Gaussian noise.")
+@click.option("--draws", type=click.IntRange(min=1), default=10, show_default=True,
+              help="R fresh draws that judge every final image (majority vote).")
+@click.option("--decision-draws", type=click.IntRange(min=1), default=None,
+              help="Draws behind an attack's own decisions (default 1, 3 for stochastic "
+                   "models).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--max-query-batch", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Largest batch sent to the model in one call (memory bound).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run directory for attempts.csv, adversarial/*.npz and summary tables.")
+@click.option("--resume", is_flag=True, help="Skip attempts already finished in --out.")
+@click.option("--overwrite", is_flag=True, help="Start again even if --out holds a run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def attack(model_dir, **o):
+    """Attack a trained model and measure success, distortion and cost per attempt.
+
+    Success is judged by majority over R fresh draws of the model (a stochastic classifier's
+    single flip is not an adversarial example); the single-draw figure is reported beside it.
+    Results are saved after every batch; Ctrl-C keeps them and --resume carries on.
+    """
+    from dbayes_tf import attack_run, attacks, data, training
+
+    name = o["attack"]
+    targeted = o["targeted"] or ("all" if name == "ifgsm" else "none")
+    saved = training.load_run_config(model_dir)
+    model = training.load_model(model_dir)
+    stochastic = model.is_stochastic
+    eps = attack_run.parse_eps(o["eps"])
+    if name != "fgsm" and eps is not None and len(eps) > 1:
+        raise UserError("an --eps sweep is for --attack fgsm only")
+    params: dict = {}
+    if name == "fgsm":
+        params["eps"] = eps[0] if eps else 0.1
+    elif name == "ifgsm":
+        params.update(step_size=o["step_size"], iterations=o["iterations"] or 100,
+                      eps=eps[0] if eps else None)
+    elif name == "cw_l2":
+        preset = attacks.CW_PRESETS[o["preset"]]
+        params.update(
+            preset=o["preset"], confidence=o["confidence"],
+            binary_search_steps=o["binary_steps"] or preset.binary_search_steps,
+            max_iterations=o["iterations"] or preset.max_iterations,
+            learning_rate=o["lr"] or preset.learning_rate,
+            initial_const=o["initial_const"] or preset.initial_const,
+            abort_early=not o["no_abort_early"])
+    elif name in ("deepfool", "truncated_deepfool"):
+        try:
+            norm_p = float(o["norm_p"])
+        except ValueError:
+            raise UserError(f"--p must be a number > 1 or inf; got {o['norm_p']!r}") from None
+        if norm_p <= 1:
+            raise UserError(f"--p must be > 1 (DeepFool's dual norm needs it); got {norm_p}")
+        params.update(p=norm_p, candidates=o["candidates"], overshoot=o["overshoot"],
+                      max_iterations=o["iterations"] or 50)
+        if name == "truncated_deepfool":
+            params["bisection_steps"] = o["bisection_steps"]
+    elif name == "zoo":
+        params.update(
+            confidence=o["confidence"], max_iterations=o["iterations"] or 200,
+            coordinates=o["coordinates"], learning_rate=o["lr"] or 1e-2,
+            fd_step=o["fd_step"] or (1e-2 if stochastic else 1e-4),
+            queries_per_point=o["queries_per_point"] or (4 if stochastic else 1),
+            initial_const=o["initial_const"] or 10.0,
+            binary_search_steps=o["binary_steps"] or 1, abort_early=not o["no_abort_early"])
+    elif name == "noise":
+        if o["l2"] is None:
+            raise UserError("--attack noise needs --l2 (the noise's L2 size)")
+        params["l2"] = o["l2"]
+    dataset = data.load_dataset(saved["train"]["dataset"], data_dir=o["data_dir"])
+    _seed_everything(o["seed"])
+    if name == "fgsm" and eps is not None and len(eps) > 1:
+        frame = attack_run.fgsm_sweep(
+            model, dataset.test, eps, n_images=o["n_images"], k=o["k"], seed=o["seed"],
+            draws=o["draws"], batch_size=o["batch_size"], out_dir=o["out"],
+            command=_command_line(), progress=not o["quiet"])
+        click.echo(reporting_markdown(frame))
+        click.echo(f"\nwrote {Path(o['out']) / 'fgsm_sweep'}.{{csv,md,png}}", err=True)
+        return
+    settings = attack_run.AttackSettings(
+        attack=name, targeted=targeted, n_images=o["n_images"], k=o["k"], seed=o["seed"],
+        batch_size=o["batch_size"], draws=o["draws"], decision_draws=o["decision_draws"],
+        max_query_batch=o["max_query_batch"], params=params)
+    summary = attack_run.run_attack(
+        model, model_dir, dataset.test, settings, o["out"], resume=o["resume"],
+        overwrite=o["overwrite"], progress=not o["quiet"], command=_command_line(),
+        log=lambda text: click.echo(text, err=True))
+    import pandas as pd
+
+    shown = pd.DataFrame([summary]).drop(columns=["model_dir"]).T.reset_index()
+    shown.columns = ["measure", "value"]
+    click.echo(reporting_markdown(shown))
+    click.echo(f"\nwrote {Path(o['out']) / 'summary'}.{{csv,md}}, attempts.csv and "
+               "adversarial/*.npz", err=True)
+
+
+@main.command()
+@click.option("--method", type=click.Choice(["recon", "logit", "marginal", "kl"]), required=True,
+              help="recon: reconstruction distance (paper 1); logit: log p(x, F(x)) (paper 2); "
+                   "marginal: log p(x); kl: KL(p_bar_c || p(y|x)).")
+@click.option("--detector-model", type=click.Path(), required=True,
+              help="Run directory of a trained generative model (gc, gfz or dfz).")
+@click.option("--adv", "attack_dirs", type=click.Path(), multiple=True, required=True,
+              help="A 'dbayes attack' run directory (repeat for several).")
+@click.option("--fpr", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              default=0.05, show_default=True,
+              help="Target false-positive rate that calibrates alpha on clean training data.")
+@click.option("--threshold", type=click.Choice(["paper", "fpr"]), default=None,
+              help="paper: mean training distance (recon only, its default); fpr: calibrate "
+                   "to --fpr (default of the others).")
+@click.option("--per-class/--global", "per_class", default=None,
+              help="Per-class statistics (default: global for recon, per class for logit).")
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="Importance samples of the detector (default: its own K).")
+@click.option("--n-fit", type=click.IntRange(min=10), default=5000, show_default=True,
+              help="Training images the detector is fitted and calibrated on.")
+@click.option("--n-clean", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Held-out clean test images (not attacked) for the false-positive rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--quiet", is_flag=True)
+@friendly_errors
+def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_fit, n_clean,
+           seed, data_dir, out, quiet):
+    """Detect the adversarial examples of attack runs with a conditional generative model:
+    detection rate, false-positive rate, ROC AUC and curves, and a reconstruction grid."""
+    from dbayes_tf import data, detection_run, training
+
+    saved = training.load_run_config(detector_model)
+    dataset = data.load_dataset(saved["train"]["dataset"], data_dir=data_dir)
+    _seed_everything(seed)
+    frame = detection_run.run_detection(
+        method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,
+        per_class=per_class, k=k, n_fit=n_fit, n_clean=n_clean, seed=seed,
+        progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
+    click.echo(reporting_markdown(frame.drop(columns=["attack_run"])))
+    click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",
+               err=True)
+
+
+def reporting_markdown(frame) -> str:
+    from dbayes_tf import reporting
+
+    return reporting.to_markdown(frame)
 
 
 def _seed_everything(seed: int) -> None:

@@ -71,6 +71,10 @@ class Split:
             return self
         return Split(self.images[:n], self.labels[:n])
 
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:

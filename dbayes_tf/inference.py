@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from . import distributions as dist
 from .data import Split
 
 
@@ -65,3 +66,29 @@ def evaluate(model, split: Split, *, k: int | None = None, batch_size: int = 100
         mean_entropy=float(np.mean(predictive_entropy(logits).numpy())),
         nll=float(-np.mean(log_probs[np.arange(len(labels)), labels])),
         n=len(labels), k=k, predictions=predictions, logits=logits)
+
+
+class DrawStream:
+    """``model.logits`` as an attacker meets it: every call draws fresh randomness (fresh z,
+    fresh dropout masks), from a stream the experimenter can replay. ``reset(seed)`` restarts
+    the stream, so a resumed attack run repeats each batch exactly. Works inside
+    ``tf.function``: the call counter is a variable, not a Python int frozen at trace time."""
+
+    def __init__(self, model, k: int | None = None, seed=0):
+        self.model = model
+        self.k = int(k or model.default_k)
+        self._base = tf.Variable(dist.as_seed(seed), trainable=False)
+        self._calls = tf.Variable(0, dtype=tf.int32, trainable=False)
+
+    def reset(self, seed) -> None:
+        self._base.assign(dist.as_seed(seed))
+        self._calls.assign(0)
+
+    def __call__(self, x) -> tf.Tensor:
+        call_index = self._calls.assign_add(1)
+        seed = tf.random.experimental.stateless_fold_in(self._base, call_index)
+        return self.model.logits(x, self.k, seed=seed)
+
+    def probabilities(self, x) -> np.ndarray:
+        """What a black-box attacker sees: output probabilities as plain numbers."""
+        return tf.nn.softmax(self(x), axis=-1).numpy()

@@ -96,3 +96,49 @@ def environment() -> dict[str, str]:
         "tensorflow_probability": tfp.__version__,
         "numpy": np.__version__,
     }
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure atomically as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(frame: pd.DataFrame, x: str, path: str | os.PathLike, *, title: str = "",
+                entropy_column: str = "entropy") -> Path:
+    """Accuracy-type columns on the left axis, predictive entropy on the right (paper 1 Fig. 1
+    style); one line per model when the frame has a "model" column."""
+    plt = _pyplot()
+    figure, left = plt.subplots(figsize=(6, 4))
+    right = left.twinx()
+    groups = frame.groupby("model") if "model" in frame else [("", frame)]
+    for name, group in groups:
+        for column in [c for c in group.columns if "accuracy" in c]:
+            left.plot(group[x], group[column], marker="o", ms=3,
+                      label=f"{name} {column}".strip())
+        if entropy_column in group:
+            right.plot(group[x], group[entropy_column], ls="--", marker="x", ms=3,
+                       label=f"{name} entropy".strip())
+    left.set_xlabel(x)
+    left.set_ylabel("accuracy")
+    left.set_ylim(-0.02, 1.02)
+    right.set_ylabel("predictive entropy (nats)")
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    left.legend(handles, labels, fontsize=7, loc="best")
+    left.set_title(title)
+    return save_figure(figure, path)

@@ -34,6 +34,9 @@ STATE_FILE = "state.json"
 METRICS_FILE = "metrics.json"
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 class RunError(RuntimeError):
     """A run directory is missing, incomplete or does not match what was asked."""
 
@@ -50,6 +53,9 @@ class TrainConfig:
     test_size: int | None = None
     eval_batch_size: int = 100
     validate_every_epoch: bool = True
+    # "cosine" decays the learning rate from lr to 0 over all epochs' steps (Loshchilov &
+    # Hutter 2017); the schedule then depends on --epochs, which --resume may not change.
+    lr_schedule: str = "constant"
 
     def __post_init__(self):
         problems = []
@@ -63,6 +69,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be positive, got {value}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {LR_SCHEDULES}, "
+                            f"got {self.lr_schedule!r}")
         if problems:
             raise ValueError("; ".join(problems))
         self.dataset = data_lib.canonical_name(self.dataset)
@@ -83,8 +92,10 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any], model_config: ModelCo
         raise RunError(f"{run_dir}: --resume with a different model config than the saved "
                        f"one ({CONFIG_FILE}); use the same options or another --out")
     asked = dataclasses.asdict(train_config)
+    free = _RESUMABLE_CHANGES if train_config.lr_schedule == "constant" else tuple(
+        key for key in _RESUMABLE_CHANGES if key != "epochs")
     changed = sorted(key for key, value in (saved.get("train") or {}).items()
-                     if key not in _RESUMABLE_CHANGES and asked.get(key) != value)
+                     if key not in free and asked.get(key) != value)
     if changed:
         details = ", ".join(f"{key}: saved {saved['train'][key]!r}, asked {asked.get(key)!r}"
                             for key in changed)
@@ -143,9 +154,13 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     # Initial weights come from Keras' global seed: fix it so the same seed builds the same model.
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config)
-    optimizer = keras.optimizers.Adam(train_config.lr)
-    model.compile(optimizer=optimizer)
     steps_per_epoch = -(-len(train_split) // train_config.batch_size)
+    learning_rate = train_config.lr
+    if train_config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            train_config.lr, decay_steps=train_config.epochs * steps_per_epoch)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer)
     history: list[dict[str, Any]] = []
     earlier_commands: list[str | None] = []
     start_epoch = 0

@@ -33,3 +33,24 @@ def mnist_small(mnist):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, mnist_small):
+    """Small trained run directories shared by the attack and detection tests: an MLP (about
+    90% test accuracy) and a tiny stochastic gc VAE-MLP, each saved as 'dbayes train' would."""
+    from dbayes_tf import models, training
+
+    root = tmp_path_factory.mktemp("runs")
+    specs = {
+        "mlp": models.resolve_config("mlp", hidden=128, seed=0),
+        "gc": models.resolve_config("gc", "mlp", hidden=128, latent_dim=8, k=5, seed=0),
+    }
+    runs = {}
+    for name, config in specs.items():
+        train_config = training.TrainConfig(dataset="mnist", epochs=3, batch_size=50, lr=2e-3,
+                                            seed=0)
+        training.train(config, train_config, root / name, dataset=mnist_small, progress=False,
+                       log=lambda *_: None)
+        runs[name] = root / name
+    return runs

@@ -16,7 +16,8 @@ def runner():
     return CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["summarize"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["summarize"], ["attack"],
+                                     ["detect"]])
 def test_help_on_every_command(runner, command):
     result = runner.invoke(main, command + ["--help"])
     assert result.exit_code == 0 and "Usage:" in result.output

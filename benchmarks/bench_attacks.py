@@ -1,0 +1,438 @@
+"""Cross-check of this project's attacks against foolbox 3 and ART on the same model and images.
+
+Not a test: for every (model, attack, tool) it attacks the same N test images (those the model
+classifies correctly by majority over R fresh draws) and judges every tool's final images the
+same way (majority over R draws, ``dbayes_tf.metrics.judge``; L2 from
+``dbayes_tf.metrics.distortions``). The table goes to ``results/benchmarks.md`` between the
+"bench_attacks" markers (that section is replaced, the rest of the file is kept) and is
+re-written after every row, so an interrupted run keeps what it finished.
+
+    DBAYES_DATA=... python benchmarks/bench_attacks.py --model-dir results/models/mnist_cnn \\
+        --model-dir results/models/mnist_gc_mlp_iwae5 [--k 1] [--n-images 100] [--note TEXT]
+
+A stochastic model costs about K times more per query (``--k`` lowers it); CW and ZOO at their
+defaults (5 x 1000 steps, 200 ZOO iterations) take hours per tool on a CPU.
+
+Attacks and tools: DeepFool L2 (ours, foolbox, ART), CW-L2 untargeted (ours, foolbox, ART),
+ZOO (ours, ART; foolbox has none). Every tool sees the model through the same callable, a
+``DrawStream`` (fresh randomness per call), restarted at the same seed for every batch and tool.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dbayes_tf import attacks, metrics, reporting  # noqa: E402
+from dbayes_tf.attack_run import plan_attempts  # noqa: E402
+from dbayes_tf.data import load_dataset  # noqa: E402
+from dbayes_tf.inference import DrawStream  # noqa: E402
+from dbayes_tf.training import load_model  # noqa: E402
+
+MARK_BEGIN = "<!-- bench_attacks:begin -->"
+MARK_END = "<!-- bench_attacks:end -->"
+ATTACK_NAMES = ("deepfool", "cw_l2", "zoo")
+TOOL_NAMES = ("ours", "foolbox", "art")
+SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
+             ("cw_l2", "ours"), ("cw_l2", "foolbox"), ("cw_l2", "art"),
+             ("zoo", "ours"), ("zoo", "art")}
+COLUMNS = ["model", "attack", "tool", "images", "success_rate", "l2_median", "l2_mean",
+           "seconds_per_image", "note"]
+# DeepFool settings shared by the three tools (foolbox: steps / candidates / overshoot; ART:
+# max_iter / nb_grads / epsilon; ART applies the overshoot once at the end, not every step).
+DEEPFOOL = {"max_iterations": 50, "candidates": 10, "overshoot": 0.02}
+ZOO_COORDINATES, ZOO_LEARNING_RATE, ZOO_CONST = 128, 1e-2, 10.0
+
+
+class LogitsFn:
+    """The model as every tool calls it: x -> logits [B, 10] from a DrawStream, averaged over
+    ``draws`` fresh draws, sent to the model at most ``max_batch`` images at a time. Accepts
+    (and ignores) ART's ``training`` keyword; works eagerly and inside ``tf.function`` (where
+    an unknown batch size is sent in one piece)."""
+
+    def __init__(self, stream: DrawStream, max_batch: int, draws: int = 1):
+        self.stream, self.draws = stream, draws
+        self._chunked = attacks.chunked(stream, max_batch)
+
+    def _one(self, x):
+        return self.stream(x) if x.shape[0] is None else self._chunked(x)
+
+    def __call__(self, x, training: bool = False):
+        x = tf.convert_to_tensor(x, tf.float32)
+        return attacks.mean_logits(self._one, x, self.draws)
+
+
+def cw_settings(args) -> attacks.CWSettings:
+    preset = attacks.CW_PRESETS[args.cw_preset]
+    return attacks.CWSettings(
+        binary_search_steps=args.cw_binary_steps or preset.binary_search_steps,
+        max_iterations=args.cw_iterations or preset.max_iterations,
+        learning_rate=args.cw_learning_rate or preset.learning_rate,
+        initial_const=args.cw_initial_const or preset.initial_const)
+
+
+def zoo_settings(args, stochastic: bool) -> dict:
+    """As ``dbayes attack --attack zoo`` chooses them (bigger step and 4 queries per point for a
+    stochastic model); ART gets the same step, and the same averaging through its model."""
+    return {"max_iterations": args.zoo_iterations,
+            "fd_step": args.zoo_fd_step or (1e-2 if stochastic else 1e-4),
+            "queries_per_point": args.zoo_queries_per_point or (4 if stochastic else 1)}
+
+
+def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
+    fn = LogitsFn(stream, args.max_query_batch)
+    if attack == "deepfool":
+        out = attacks.deepfool(fn, x, y, p=2.0, candidates=DEEPFOOL["candidates"],
+                               overshoot=DEEPFOOL["overshoot"],
+                               max_iterations=DEEPFOOL["max_iterations"])
+    elif attack == "cw_l2":
+        cw = cw_settings(args)
+        out = attacks.carlini_wagner_l2(
+            fn, x, y, targeted=False, confidence=0.0,
+            binary_search_steps=cw.binary_search_steps, max_iterations=cw.max_iterations,
+            learning_rate=cw.learning_rate, initial_const=cw.initial_const, abort_early=True,
+            decision_draws=args.decision_draws)
+    else:
+        zs = zoo_settings(args, stochastic)
+        out = attacks.zoo(
+            lambda v: tf.nn.softmax(fn(v), axis=-1).numpy(), x, y, targeted=False,
+            max_iterations=zs["max_iterations"], coordinates_per_iteration=ZOO_COORDINATES,
+            learning_rate=ZOO_LEARNING_RATE, finite_difference_step=zs["fd_step"],
+            queries_per_point=zs["queries_per_point"], initial_const=ZOO_CONST,
+            binary_search_steps=1, abort_early=True, seed=batch_seed)
+    return out.x_adv, {}
+
+
+def run_foolbox(attack, stream, x, y, args, stochastic, batch_seed):
+    import foolbox
+
+    fmodel = foolbox.TensorFlowModel(LogitsFn(stream, args.max_query_batch), bounds=(0, 1))
+    criterion = foolbox.criteria.Misclassification(tf.constant(y, tf.int64))
+    if attack == "deepfool":
+        fb_attack = foolbox.attacks.L2DeepFoolAttack(
+            steps=DEEPFOOL["max_iterations"], candidates=DEEPFOOL["candidates"],
+            overshoot=DEEPFOOL["overshoot"])
+    elif attack == "cw_l2":
+        cw = cw_settings(args)
+        fb_attack = foolbox.attacks.L2CarliniWagnerAttack(
+            binary_search_steps=cw.binary_search_steps, steps=cw.max_iterations,
+            stepsize=cw.learning_rate, confidence=0, initial_const=cw.initial_const,
+            abort_early=True)
+    else:
+        raise ValueError(f"foolbox has no {attack}")
+    _, x_adv, _ = fb_attack(fmodel, tf.constant(x), criterion, epsilons=None)
+    x_adv = np.asarray(x_adv.numpy(), np.float32)
+    counts = {}
+    if attack == "cw_l2":
+        # foolbox's CW starts its "best adversarial" at an all-zero image and returns that where
+        # it found nothing; a blank image is then judged like an attack. Give back the input.
+        blank = ~x_adv.reshape(len(x), -1).any(axis=1) & x.reshape(len(x), -1).any(axis=1)
+        x_adv[blank] = x[blank]
+        counts["blank"] = int(blank.sum())
+    return x_adv, counts
+
+
+def art_classifier(stream, args, draws: int = 1):
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    return TensorFlowV2Classifier(
+        model=LogitsFn(stream, args.max_query_batch, draws), nb_classes=10,
+        input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
+        loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def run_art(attack, stream, x, y, args, stochastic, batch_seed):
+    from art.attacks.evasion import CarliniL2Method, DeepFool, ZooAttack
+
+    np.random.seed(batch_seed % 2**32)  # ZOO draws its coordinates from numpy's global RNG
+    if attack == "deepfool":
+        art_attack = DeepFool(art_classifier(stream, args), max_iter=DEEPFOOL["max_iterations"],
+                              epsilon=DEEPFOOL["overshoot"], nb_grads=DEEPFOOL["candidates"],
+                              batch_size=len(x), verbose=False)
+        return art_attack.generate(x), {}
+    if attack == "cw_l2":
+        cw = cw_settings(args)
+        art_attack = CarliniL2Method(
+            art_classifier(stream, args), confidence=0.0, targeted=False,
+            learning_rate=cw.learning_rate, binary_search_steps=cw.binary_search_steps,
+            max_iter=cw.max_iterations, initial_const=cw.initial_const, batch_size=len(x),
+            verbose=False)
+        return art_attack.generate(x, y=y), {}
+    zs = zoo_settings(args, stochastic)
+    # batch_size=1: ART's batched ZOO sizes its Adam state for one image and fails on more.
+    # No resizing or importance sampling: ours has neither, and 28x28 needs no resizing.
+    art_attack = ZooAttack(
+        art_classifier(stream, args, draws=zs["queries_per_point"]), confidence=0.0,
+        targeted=False, learning_rate=ZOO_LEARNING_RATE, max_iter=zs["max_iterations"],
+        binary_search_steps=1, initial_const=ZOO_CONST, abort_early=True, use_resize=False,
+        use_importance=False, nb_parallel=ZOO_COORDINATES, batch_size=1,
+        variable_h=zs["fd_step"], verbose=False)
+    return art_attack.generate(x, y=y), {}
+
+
+RUNNERS = {"ours": run_ours, "foolbox": run_foolbox, "art": run_art}
+# What the tools do differently, read in their installed source (foolbox 3.3.4, ART 1.20.1).
+FIXED_NOTES = {
+    ("cw_l2", "art"): "no abort early; gradient descent with line search, not Adam",
+    ("zoo", "art"): "ART bug: x_t = x_t-1 + noise_t and noise clipped to [0, 1] (see text); "
+                    "L2 not comparable",
+}
+COUNT_NOTES = {
+    "blank": "foolbox returned {} blank images (nothing found): given back the input, failures",
+    "clipped": "{} images outside [0, 1] clipped",
+}
+
+
+def split_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    bad = [item for item in items if item not in allowed]
+    if bad or not items:
+        raise SystemExit(f"--{what}: choose from {','.join(allowed)}; got {text!r}")
+    return items
+
+
+def write_section(out: Path, section: str) -> None:
+    old = out.read_text() if out.exists() else "# Benchmarks\n\n"
+    if MARK_BEGIN in old and MARK_END in old.split(MARK_BEGIN, 1)[1]:
+        head, rest = old.split(MARK_BEGIN, 1)
+        new = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + "\n\n" + section
+    reporting.write_text(out, new)
+
+
+def table_markdown(rows: list[dict]) -> str:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return reporting.to_markdown(frame, float_format=".4f") if len(frame) else "(no rows yet)"
+
+
+def make_section(args, rows, models_info, env, finished: bool) -> str:
+    command = getattr(args, "command_line", "python benchmarks/bench_attacks.py")
+    cw = cw_settings(args)
+    models_text = "; ".join(f"`{d}` ({info})" for d, info in models_info.items()) or "none yet"
+    status = "" if finished else "\n\n**Incomplete: the run was still going (or stopped) when " \
+        "this was written.**"
+    return (
+        f"{MARK_BEGIN}\n## Attacks cross-checked against foolbox and ART\n\n"
+        f"Made by: `{command}`{status}\n\n"
+        f"N = {args.n_images} MNIST test images drawn with seed {args.seed} (as `dbayes attack "
+        f"--seed {args.seed}` draws them); only those the model classifies correctly by "
+        f"majority over R = {args.draws} draws are attacked (`images`). Models and K: "
+        f"{models_text}. Every tool calls the model through the same `DrawStream`, restarted "
+        f"at seed ({args.seed}, batch) for each batch of {args.batch_size} images and each "
+        f"tool; the clean and adversarial verdicts use a second stream restarted at seed "
+        f"({args.seed + 1}, batch), the same for every tool. Success: majority class over "
+        f"R = {args.draws} fresh draws differs from the label; L2 median and mean over "
+        f"successes; seconds per attacked image, wall clock of the attack calls only.\n\n"
+        f"Settings. DeepFool L2: {DEEPFOOL['max_iterations']} steps, {DEEPFOOL['candidates']} "
+        f"candidate classes, overshoot {DEEPFOOL['overshoot']} (ART: `max_iter`, `nb_grads`, "
+        f"`epsilon`, overshoot applied once at the end). CW-L2 untargeted, preset "
+        f"`{args.cw_preset}` with overrides: {cw.binary_search_steps} binary-search steps x "
+        f"{cw.max_iterations} iterations, learning rate {cw.learning_rate}, initial c "
+        f"{cw.initial_const}, confidence 0, abort early (ours and foolbox; ART has no abort "
+        f"early and uses gradient descent with line search instead of Adam); ours decides "
+        f"success on {args.decision_draws} draw(s). ZOO: {args.zoo_iterations} iterations, "
+        f"{ZOO_COORDINATES} coordinates per iteration, ADAM learning rate {ZOO_LEARNING_RATE}, "
+        f"c = {ZOO_CONST}, one binary-search step, finite-difference step "
+        f"{args.zoo_fd_step or '1e-4 (deterministic) / 1e-2 (stochastic)'}, "
+        f"{args.zoo_queries_per_point or '1 (deterministic) / 4 (stochastic)'} queries "
+        f"averaged per point (ART: the same "
+        f"step as `variable_h`, the averaging inside its model, `batch_size=1`, no resizing "
+        f"or importance sampling). foolbox has no ZOO.\n\n"
+        f"Read in the tools' source: foolbox's CW returns an all-zero image where it found "
+        f"nothing (its \"best so far\" starts at zeros); those are given back the input, so they "
+        f"count as failures. ART's ZOO (1.20.1, `_generate_bss`/`_optimizer`) sets x_t = "
+        f"x_t-1 + noise_t, where noise_t is already the whole accumulated perturbation, so the "
+        f"change grows quadratically, and it clips the noise, not the image, to [0, 1], so no "
+        f"pixel can darken: its rows measure that code, not ZOO. ART's and foolbox's DeepFool "
+        f"re-decide at every step, on one draw, which images are still classified as at the "
+        f"start and push those again; ours stops an image for good once the mean logits of "
+        f"its copies flip. That matters for a stochastic model.\n\n"
+        f"{table_markdown(rows)}\n\n"
+        f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
+        f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
+        f"{env['tensorflow_probability']}, NumPy {env['numpy']}, Python {env['python']}; "
+        f"foolbox {env.get('foolbox', '?')}, ART {env.get('art', '?')}"
+        f"{'; TF threads ' + str(args.threads) if args.threads else ''}."
+        f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")
+
+
+def summarise(model_label, attack, tool, x, labels, x_adv, majority, seconds, notes) -> dict:
+    success = majority != labels
+    l2 = metrics.distortions(x, x_adv)["l2"][success]
+    return {"model": model_label, "attack": attack, "tool": tool, "images": len(x),
+            "success_rate": float(success.mean()) if len(x) else float("nan"),
+            "l2_median": float(np.median(l2)) if len(l2) else float("nan"),
+            "l2_mean": float(l2.mean()) if len(l2) else float("nan"),
+            "seconds_per_image": seconds / len(x) if len(x) else float("nan"),
+            "note": "; ".join(notes)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", action="append", default=None,
+                        help="trained run directory (repeatable; default results/models/"
+                             "mnist_cnn)")
+    parser.add_argument("--n-images", type=int, default=100,
+                        help="test images drawn with --seed (default 100)")
+    parser.add_argument("--k", type=int, default=None,
+                        help="importance samples for stochastic models (default: the model's K)")
+    parser.add_argument("--draws", type=int, default=10,
+                        help="R draws that judge every image (default 10)")
+    parser.add_argument("--attacks", default=",".join(ATTACK_NAMES),
+                        help=f"comma-separated (default {','.join(ATTACK_NAMES)})")
+    parser.add_argument("--tools", default=",".join(TOOL_NAMES),
+                        help=f"comma-separated (default {','.join(TOOL_NAMES)})")
+    parser.add_argument("--cw-preset", choices=sorted(attacks.CW_PRESETS), default="cleverhans",
+                        help="CW-L2 settings for all three tools (default cleverhans: 5 x 1000, "
+                             "lr 5e-3, c0 1e-2)")
+    parser.add_argument("--cw-iterations", type=int, default=None,
+                        help="override the preset's iterations per binary-search step")
+    parser.add_argument("--cw-binary-steps", type=int, default=None,
+                        help="override the preset's binary-search steps")
+    parser.add_argument("--cw-learning-rate", type=float, default=None,
+                        help="override the preset's learning rate")
+    parser.add_argument("--cw-initial-const", type=float, default=None,
+                        help="override the preset's initial constant c")
+    parser.add_argument("--decision-draws", type=int, default=1,
+                        help="draws behind our CW's own success decisions (foolbox and ART "
+                             "use one; default 1)")
+    parser.add_argument("--zoo-iterations", type=int, default=200,
+                        help="ZOO iterations, ours and ART (default 200)")
+    parser.add_argument("--zoo-fd-step", type=float, default=None,
+                        help="default 1e-4, or 1e-2 for stochastic models")
+    parser.add_argument("--zoo-queries-per-point", type=int, default=None,
+                        help="default 1, or 4 for stochastic models")
+    parser.add_argument("--batch-size", type=int, default=20,
+                        help="images per attack call (default 20)")
+    parser.add_argument("--max-query-batch", type=int, default=2000,
+                        help="largest batch sent to the model in one call (memory bound; "
+                             "default 2000)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="chooses the images and seeds every draw stream (default 0)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra- and inter-op threads (0: TensorFlow's choice)")
+    parser.add_argument("--out", default="results/benchmarks.md",
+                        help="Markdown file whose bench_attacks section is (re)written")
+    parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
+    args = parser.parse_args(argv)
+    args.command_line = "python " + shlex.join(
+        ["benchmarks/bench_attacks.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    attack_list = split_list(args.attacks, ATTACK_NAMES, "attacks")
+    tool_list = split_list(args.tools, TOOL_NAMES, "tools")
+    model_dirs = args.model_dir or ["results/models/mnist_cnn"]
+    for name in ("n_images", "draws", "batch_size", "max_query_batch", "zoo_iterations",
+                 "decision_draws"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    tf.get_logger().setLevel("ERROR")  # ART's persistent-tape advice, foolbox's deprecations
+    warnings.filterwarnings("ignore", message="PyTorch not found")  # ART, on import
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    env = reporting.environment()
+    for package, module in (("foolbox", "foolbox"), ("art", "art")):
+        try:
+            env[package] = __import__(module).__version__
+        except Exception as err:  # noqa: BLE001 (report, do not crash: that tool's rows fail)
+            env[package] = f"not importable ({type(err).__name__})"
+    out = Path(args.out)
+    dataset = load_dataset("mnist", allow_download=False)
+    plan = plan_attempts(dataset.test, args.n_images, "none", args.seed)
+    images, labels = dataset.test.images[plan["image_id"].to_numpy()], plan["label"].to_numpy()
+    rows: list[dict] = []
+    models_info: dict[str, str] = {}
+
+    for model_dir in model_dirs:
+        model = load_model(model_dir)
+        k = int(args.k or model.default_k) if model.is_stochastic else 1
+        label = f"{Path(model_dir).name} (K={k})" if model.is_stochastic else Path(model_dir).name
+        stream = DrawStream(model, k, seed=args.seed)
+        judge_stream = DrawStream(model, k, seed=args.seed)
+        judge_fn = LogitsFn(judge_stream, args.max_query_batch)
+
+        def verdict_of(x_all):
+            """Majority class over R draws, batch b judged by the stream at seed (seed + 1, b)."""
+            parts = []
+            for b, start in enumerate(range(0, len(x_all), args.batch_size)):
+                judge_stream.reset([args.seed + 1, b])
+                parts.append(metrics.judge(judge_fn, x_all[start:start + args.batch_size],
+                                           args.draws).majority)
+            return np.concatenate(parts)
+
+        correct = verdict_of(images) == labels
+        x, y = images[correct], labels[correct].astype(np.int32)
+        starts = range(0, len(x), args.batch_size)
+        kind = f"stochastic, K={k}" if model.is_stochastic else "deterministic"
+        models_info[model_dir] = (f"{model.config.model}-{model.config.arch}, {kind}, clean "
+                                  f"{int(correct.sum())}/{len(correct)} correct")
+        print(f"{label}: {int(correct.sum())} of {len(correct)} images correct by majority",
+              file=sys.stderr)
+        for attack in attack_list:
+            for tool in tool_list:
+                if (attack, tool) not in SUPPORTED:
+                    continue
+                print(f"  {attack} / {tool} ...", file=sys.stderr, flush=True)
+                seconds, counts, batches = 0.0, {}, []
+                try:
+                    for b, start in enumerate(starts):
+                        xb, yb = x[start:start + args.batch_size], y[start:start + args.batch_size]
+                        stream.reset([args.seed, b])
+                        began = time.perf_counter()
+                        x_adv, found = RUNNERS[tool](attack, stream, xb, yb, args,
+                                                    model.is_stochastic,
+                                                    args.seed * 100_003 + b)
+                        seconds += time.perf_counter() - began
+                        x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
+                        outside = np.abs(np.clip(x_adv, 0, 1) - x_adv).reshape(
+                            len(xb), -1).max(axis=1) > 1e-6
+                        found["clipped"] = int(outside.sum())
+                        x_adv = np.clip(x_adv, 0, 1)
+                        for key, value in found.items():
+                            counts[key] = counts.get(key, 0) + value
+                        batches.append(x_adv)
+                    notes = [COUNT_NOTES[key].format(n) for key, n in counts.items() if n]
+                    if (attack, tool) in FIXED_NOTES:
+                        notes.append(FIXED_NOTES[(attack, tool)])
+                    if not batches:
+                        notes.append("no correctly classified image to attack")
+                    x_adv_all = np.concatenate(batches) if batches else x.copy()
+                    row = summarise(label, attack, tool, x, y, x_adv_all,
+                                    verdict_of(x_adv_all) if len(x) else y, seconds, notes)
+                except Exception as err:  # noqa: BLE001 (a tool's failure is a result)
+                    traceback.print_exc(file=sys.stderr)
+                    # one line, and no "|" that would break the Markdown table
+                    message = " ".join(str(err).split())[:200].replace("|", "/")
+                    row = {"model": label, "attack": attack, "tool": tool, "images": len(x),
+                           "success_rate": float("nan"), "l2_median": float("nan"),
+                           "l2_mean": float("nan"), "seconds_per_image": float("nan"),
+                           "note": f"error after {len(batches)} batches: "
+                                   f"{type(err).__name__}: {message}"}
+                rows.append(row)
+                print(f"  {attack} / {tool}: success {row['success_rate']:.3f}, median L2 "
+                      f"{row['l2_median']:.3f}, {row['seconds_per_image']:.2f} s/image "
+                      f"{row['note']}", file=sys.stderr, flush=True)
+                write_section(out, make_section(args, rows, models_info, env, finished=False))
+
+    section = make_section(args, rows, models_info, env, finished=True)
+    write_section(out, section)
+    print(table_markdown(rows))
+    print(f"\nwrote the bench_attacks section of {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

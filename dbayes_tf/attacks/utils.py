@@ -1,0 +1,111 @@
+"""Helpers shared by every attack: the result record, margins, norms, box clipping, batching.
+
+Every attack takes ``model_fn(x) -> logits [B, C]`` (a black-box attack takes
+``probs_fn(x) -> probabilities [B, C]`` instead). For a stochastic model each call may draw
+fresh random numbers; the attacks never assume two calls agree, and any decision that must not
+hinge on one lucky draw (success, "best so far", abort-early) is taken on the mean logits of
+``decision_draws`` calls.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+ModelFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+@dataclasses.dataclass
+class AttackOutput:
+    """What an attack returns for a batch of B inputs.
+
+    ``x_adv`` is the final image for every input (the input itself where nothing was found);
+    ``steps`` counts gradient steps or, for black-box attacks, optimisation iterations;
+    ``queries`` counts every image the attack sent through the model (forward passes);
+    ``found`` is the attack's own verdict (its decision logits), not the final judgement,
+    which :func:`dbayes_tf.metrics.judge` makes afresh with R independent draws.
+    """
+
+    x_adv: np.ndarray
+    steps: np.ndarray
+    queries: np.ndarray
+    found: np.ndarray
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+def as_images(x) -> tf.Tensor:
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank != 4:
+        raise ValueError(f"attacks take images [B, H, W, C]; got shape {x.shape}")
+    return x
+
+
+def as_labels(labels, batch: int) -> tf.Tensor:
+    labels = tf.convert_to_tensor(labels, tf.int32)
+    if labels.shape != (batch,):
+        raise ValueError(f"need one label per image ({batch}); got shape {labels.shape}")
+    return labels
+
+
+def margin(logits: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
+    """How far the attack has got, > 0 exactly when it succeeds: for a target t,
+    Z_t - max_{i != t} Z_i; untargeted (labels = original classes), max_{i != y} Z_i - Z_y."""
+    one_hot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+    own = tf.reduce_sum(one_hot * logits, axis=-1)
+    # -inf would make 0 * inf = nan in gradients; a large finite offset removes the own class
+    best_other = tf.reduce_max(logits - one_hot * 1e9, axis=-1)
+    return own - best_other if targeted else best_other - own
+
+
+def mean_logits(model_fn: ModelFn, x: tf.Tensor, draws: int) -> tf.Tensor:
+    """Average logits of ``draws`` calls: one call on ``draws`` stacked copies of x."""
+    if draws == 1:
+        return model_fn(x)
+    stacked = tf.concat([x] * draws, axis=0)
+    logits = model_fn(stacked)
+    return tf.reduce_mean(tf.reshape(logits, [draws, -1, tf.shape(logits)[-1]]), axis=0)
+
+
+def flat_norm(v: tf.Tensor, p: float) -> tf.Tensor:
+    """Per-example L_p norm of a batch [B, ...]."""
+    v = tf.reshape(v, [tf.shape(v)[0], -1])
+    if np.isinf(p):
+        return tf.reduce_max(tf.abs(v), axis=-1)
+    if p == 2:
+        return tf.sqrt(tf.reduce_sum(tf.square(v), axis=-1))
+    if p == 1:
+        return tf.reduce_sum(tf.abs(v), axis=-1)
+    return tf.reduce_sum(tf.abs(v) ** p, axis=-1) ** (1.0 / p)
+
+
+def clip_to_box(x: tf.Tensor, box: tuple[float, float] = (0.0, 1.0)) -> tf.Tensor:
+    return tf.clip_by_value(x, box[0], box[1])
+
+
+def chunked(model_fn: ModelFn, max_batch: int) -> ModelFn:
+    """Call ``model_fn`` on at most ``max_batch`` images at a time (memory bound for big query
+    batches); gradients still flow through the concatenation."""
+    if max_batch < 1:
+        raise ValueError("max_batch must be >= 1")
+
+    def call(x):
+        n = int(x.shape[0])
+        if n <= max_batch:
+            return model_fn(x)
+        return tf.concat([model_fn(x[i:i + max_batch]) for i in range(0, n, max_batch)], axis=0)
+
+    return call
+
+
+def update_constants(const: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                     succeeded: np.ndarray) -> None:
+    """One step of the per-example binary search over the trade-off constant c (Carlini &
+    Wagner 2017): success lowers the upper bound, failure raises the lower bound or, with no
+    upper bound yet, multiplies c by 10. Arrays are updated in place."""
+    upper[succeeded] = np.minimum(upper[succeeded], const[succeeded])
+    lower[~succeeded] = np.maximum(lower[~succeeded], const[~succeeded])
+    bounded = upper < 1e10
+    const[bounded] = (lower[bounded] + upper[bounded]) / 2
+    const[~bounded & ~succeeded] *= 10

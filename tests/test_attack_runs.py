@@ -1,0 +1,138 @@
+"""``dbayes attack``: the run directory, resume after an interruption, the Fig. 1 curves and
+clear errors for bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dbayes_cli.main import main
+from dbayes_tf import attack_run, attacks
+from dbayes_tf.training import load_model
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def _attack(runner, run, out, *args):
+    return runner.invoke(main, ["attack", str(run), "--out", str(out), "--quiet", *args])
+
+
+def test_attack_cli_writes_attempts_images_and_summary(runner, trained_runs, tmp_path):
+    out = tmp_path / "df"
+    result = _attack(runner, trained_runs["mlp"], out, "--attack", "deepfool", "--n-images",
+                     "12", "--batch-size", "5")
+    assert result.exit_code == 0, result.output
+    attempts = pd.read_csv(out / "attempts.csv")
+    assert len(attempts) == 12 and attempts["attempt"].tolist() == list(range(12))
+    assert attempts["success"].mean() > 0.8
+    ids, images = attack_run.load_adversarial(out)
+    assert ids.tolist() == list(range(12)) and images.shape == (12, 28, 28, 1)
+    # the saved image is the one whose distortion the table reports
+    from dbayes_tf.data import load_dataset
+    clean = load_dataset("mnist").test.images[attempts["image_id"]]
+    np.testing.assert_allclose(np.linalg.norm((images - clean).reshape(12, -1), axis=1),
+                               attempts["l2"], rtol=1e-5)
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "attempts"] == 12 and 0 < summary.loc[0, "l2_median"] < 5
+    assert "Made by: `dbayes attack" in (out / "summary.md").read_text()
+    # a second run into the same folder is refused rather than mixed in
+    again = _attack(runner, trained_runs["mlp"], out, "--attack", "deepfool", "--n-images", "12")
+    assert again.exit_code == 1 and "--resume" in again.output
+
+
+def test_targeted_all_gives_every_other_class_and_stochastic_judgement(runner, trained_runs,
+                                                                       tmp_path):
+    out = tmp_path / "cw"
+    result = _attack(runner, trained_runs["gc"], out, "--attack", "cw_l2", "--n-images", "2",
+                     "--targeted", "all", "--iterations", "20", "--binary-steps", "1",
+                     "--draws", "3", "--decision-draws", "2", "--batch-size", "9")
+    assert result.exit_code == 0, result.output
+    attempts = pd.read_csv(out / "attempts.csv")
+    assert len(attempts) == 18
+    for _, rows in attempts.groupby("image_id"):
+        assert sorted(rows["target"]) == sorted(set(range(10)) - {rows["label"].iloc[0]})
+    assert attempts["fooled_rate"].between(0, 1).all()
+    assert set(np.round(attempts["fooled_rate"] * 3, 6)) <= {0, 1, 2, 3}  # R = 3 draws
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_small, tmp_path,
+                                                           monkeypatch):
+    model = load_model(trained_runs["gc"])
+    settings = attack_run.AttackSettings(attack="deepfool", n_images=9, batch_size=3, k=2,
+                                         draws=3, params=dict(p=2.0, candidates=4,
+                                                              overshoot=0.02, max_iterations=5))
+    kw = dict(progress=False, log=lambda *_: None)
+    straight = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
+                                     tmp_path / "straight", **kw)
+    real_deepfool, calls = attacks.deepfool, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_deepfool(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "deepfool", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
+                              tmp_path / "split", **kw)
+    assert len(pd.read_csv(tmp_path / "split" / "attempts.csv")) == 3  # batch 1 kept
+    assert not list((tmp_path / "split").rglob(".*"))  # no half-written temporary files
+    monkeypatch.setattr(attacks, "deepfool", real_deepfool)
+    resumed = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
+                                    tmp_path / "split", resume=True, **kw)
+    drop = ["seconds"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "straight" / "attempts.csv").drop(columns=drop),
+        pd.read_csv(tmp_path / "split" / "attempts.csv").drop(columns=drop))
+    for key in ("success_rate", "l2_mean", "error_adv"):
+        assert straight[key] == resumed[key]
+    changed = attack_run.AttackSettings(**{**settings.__dict__, "draws": 5})
+    with pytest.raises(Exception, match="different settings"):
+        attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, changed,
+                              tmp_path / "split", resume=True, **kw)
+
+
+def test_fgsm_sweep_and_ifgsm_path_write_tables_and_plots(runner, trained_runs, tmp_path):
+    result = _attack(runner, trained_runs["mlp"], tmp_path / "sweep", "--attack", "fgsm",
+                     "--eps", "0:0.3:0.1", "--n-images", "20")
+    assert result.exit_code == 0, result.output
+    sweep = pd.read_csv(tmp_path / "sweep" / "fgsm_sweep.csv")
+    assert sweep["eps"].tolist() == [0.0, 0.1, 0.2, 0.3]
+    assert sweep["accuracy"].iloc[0] > sweep["accuracy"].iloc[-1]  # stronger steps hurt more
+    assert (tmp_path / "sweep" / "fgsm_sweep.png").stat().st_size > 1000
+    result = _attack(runner, trained_runs["mlp"], tmp_path / "ifgsm", "--attack", "ifgsm",
+                     "--n-images", "3", "--iterations", "10", "--step-size", "0.02")
+    assert result.exit_code == 0, result.output
+    path = pd.read_csv(tmp_path / "ifgsm" / "ifgsm_path.csv")
+    assert len(path) == 11 and path["target_accuracy"].iloc[-1] > path["target_accuracy"].iloc[0]
+    assert (tmp_path / "ifgsm" / "ifgsm_path.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack", "bogus"], "Invalid value for '--attack'"),
+    (["--attack", "fgsm", "--eps", "1.5"], "[0, 1]"),
+    (["--attack", "fgsm", "--eps", "0.5:0.1:0.1"], "STOP >= START"),
+    (["--attack", "deepfool", "--eps", "0:0.2:0.1"], "fgsm only"),
+    (["--attack", "deepfool", "--n-images", "20000"], "larger than the test set"),
+    (["--attack", "deepfool", "--targeted", "all"], "untargeted"),
+    (["--attack", "deepfool", "--p", "1"], "> 1"),
+    (["--attack", "noise"], "--l2"),
+])
+def test_bad_attack_arguments_give_clear_errors(runner, trained_runs, tmp_path, args, message):
+    result = _attack(runner, trained_runs["mlp"], tmp_path / "out", *args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()  # nothing half-made
+
+
+def test_attack_on_a_folder_without_weights_is_refused(runner, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _attack(runner, tmp_path / "empty", tmp_path / "out", "--attack", "fgsm")
+    assert result.exit_code == 1 and "not a dbayes run" in result.output

@@ -1,0 +1,234 @@
+"""Attacks: exactness on models where the answer is known, strength on a small trained model,
+box constraints, black-box discipline and stochastic-model handling."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dbayes_tf import attacks, metrics
+from dbayes_tf.inference import DrawStream
+from dbayes_tf.training import load_model
+
+
+def _affine(rng, dim=12, classes=4):
+    """Logits W x + b: the distance to every decision boundary is known in closed form."""
+    weights = rng.normal(size=(dim, classes)).astype(np.float32)
+    bias = rng.normal(size=classes).astype(np.float32)
+
+    def model_fn(x):
+        return tf.reshape(x, [tf.shape(x)[0], -1]) @ weights + bias
+
+    return model_fn, weights, bias
+
+
+def _minimal_l2_to_leave(x_flat, label, weights, bias):
+    """Smallest L2 move that gives some other class the top score, for an affine model: the
+    distance to the nearest hyperplane (w_k - w_y) x + (b_k - b_y) = 0."""
+    scores = x_flat @ weights + bias
+    return min(abs(scores[k] - scores[label]) / np.linalg.norm(weights[:, k] - weights[:, label])
+               for k in range(weights.shape[1]) if k != label)
+
+
+def test_deepfool_on_an_affine_model_finds_the_analytic_minimal_l2_step(rng):
+    model_fn, weights, bias = _affine(rng)
+    # images in the middle of the box, so the minimal step never reaches a box edge
+    x = (0.5 + 0.01 * rng.normal(size=(16, 12, 1, 1))).astype(np.float32)
+    labels = np.argmax(x.reshape(16, -1) @ weights + bias, axis=1)
+    out = attacks.deepfool(model_fn, x, labels, overshoot=0.02)
+    achieved = np.linalg.norm((out.x_adv - x).reshape(16, -1), axis=1)
+    minimal = np.array([_minimal_l2_to_leave(x[i].ravel(), labels[i], weights, bias)
+                        for i in range(16)])
+    assert out.found.all()
+    assert (np.argmax(out.x_adv.reshape(16, -1) @ weights + bias, axis=1) != labels).all()
+    assert np.all(out.steps == 1)  # a linear model is crossed in one step
+    np.testing.assert_allclose(achieved, 1.02 * minimal, rtol=1e-3, atol=1e-4)
+
+
+def test_deepfool_linf_step_on_an_affine_model_matches_the_l1_dual_formula(rng):
+    model_fn, weights, bias = _affine(rng)
+    x = (0.5 + 0.01 * rng.normal(size=(8, 12, 1, 1))).astype(np.float32)
+    labels = np.argmax(x.reshape(8, -1) @ weights + bias, axis=1)
+    out = attacks.deepfool(model_fn, x, labels, p=np.inf, overshoot=0.0)
+    scores = x.reshape(8, -1) @ weights + bias
+    expected = [min(abs(scores[i, k] - scores[i, labels[i]]) /
+                    np.abs(weights[:, k] - weights[:, labels[i]]).sum()
+                    for k in range(4) if k != labels[i]) for i in range(8)]
+    linf = np.abs(out.x_adv - x).reshape(8, -1).max(axis=1)
+    np.testing.assert_allclose(linf, expected, rtol=1e-3, atol=2e-4)
+
+
+def test_truncated_deepfool_is_never_larger_and_still_adversarial(rng):
+    model_fn, weights, bias = _affine(rng)
+    x = (0.5 + 0.01 * rng.normal(size=(8, 12, 1, 1))).astype(np.float32)
+    labels = np.argmax(x.reshape(8, -1) @ weights + bias, axis=1)
+    full = attacks.deepfool(model_fn, x, labels, overshoot=0.5)
+    cut = attacks.truncated_deepfool(model_fn, x, labels, overshoot=0.5, bisection_steps=12)
+    size = lambda out: np.linalg.norm((out.x_adv - x).reshape(8, -1), axis=1)
+    assert np.all(size(cut) <= size(full) + 1e-6)
+    assert np.all(size(cut) < 0.75 * size(full))  # the 50% overshoot is cut back
+    assert (np.argmax(cut.x_adv.reshape(8, -1) @ weights + bias, axis=1) != labels).all()
+
+
+@pytest.fixture(scope="module")
+def small_mlp(trained_runs):
+    return load_model(trained_runs["mlp"])
+
+
+@pytest.fixture(scope="module")
+def correct_slice(small_mlp, mnist_small):
+    x, y = mnist_small.test.images[:100], mnist_small.test.labels[:100]
+    keep = np.argmax(small_mlp.logits(x).numpy(), axis=1) == y
+    return x[keep][:40], y[keep][:40]
+
+
+def test_cw_l2_targeted_succeeds_and_beats_iterative_fgsm_on_l2(small_mlp, correct_slice):
+    x, y = correct_slice
+    targets = (y + 1) % 10
+    cw = attacks.carlini_wagner_l2(small_mlp.logits, x, targets, targeted=True,
+                                   binary_search_steps=4, max_iterations=200,
+                                   learning_rate=5e-2, initial_const=1.0)
+    predicted = np.argmax(small_mlp.logits(cw.x_adv).numpy(), axis=1)
+    success = np.mean(predicted == targets)
+    assert success >= 0.95
+    cw_l2 = np.linalg.norm((cw.x_adv - x).reshape(len(x), -1), axis=1)[predicted == targets]
+    # the FGSM-style baseline at (at least) the same success rate: the smallest L-inf budget
+    # of targeted iterative FGSM that reaches it
+    for eps in np.arange(0.05, 0.55, 0.05):
+        base = attacks.iterative_fgsm(small_mlp.logits, x, targets, step_size=eps / 10,
+                                      iterations=20, eps=eps, targeted=True)
+        hit = np.argmax(small_mlp.logits(base.x_adv).numpy(), axis=1) == targets
+        if hit.mean() >= success:
+            break
+    else:
+        pytest.fail("iterative FGSM never matched CW's success rate")
+    base_l2 = np.linalg.norm((base.x_adv - x).reshape(len(x), -1), axis=1)[hit]
+    assert np.median(cw_l2) < np.median(base_l2)
+
+
+def test_cw_l2_untargeted_moves_away_from_the_label_not_to_a_fixed_class(small_mlp,
+                                                                          correct_slice):
+    x, y = correct_slice
+    out = attacks.carlini_wagner_l2(small_mlp.logits, x, y, targeted=False,
+                                    binary_search_steps=3, max_iterations=150,
+                                    learning_rate=5e-2, initial_const=1.0)
+    predicted = np.argmax(small_mlp.logits(out.x_adv).numpy(), axis=1)
+    assert np.mean(predicted != y) >= 0.95
+    assert len(set(predicted[predicted != y])) >= 3  # free to pick the nearest other class
+    # where nothing is found the input comes back untouched, never a failed half-way point
+    unchanged = ~out.found
+    np.testing.assert_array_equal(out.x_adv[unchanged], x[unchanged])
+
+
+def _smooth_probs(rng, dim=6, classes=3):
+    weights = (0.5 * rng.normal(size=(dim, classes))).astype(np.float64)
+
+    def probs(x):
+        logits = np.asarray(x, np.float64).reshape(len(x), -1) @ weights
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return probs, weights
+
+
+def test_zoo_coordinate_gradients_match_autodiff_on_a_smooth_model(rng):
+    probs, weights = _smooth_probs(rng)
+    x0 = rng.uniform(0.3, 0.7, size=(4, 6))
+    labels = np.array([0, 1, 2, 0])
+    const = 3.0
+    current = x0 + 0.05 * rng.normal(size=x0.shape)
+
+    def objective(points):
+        origin = np.repeat(x0, len(points) // 4, axis=0)
+        gap = attacks.log_prob_gap(probs(points), np.repeat(labels, len(points) // 4), False)
+        return np.sum((points - origin) ** 2, axis=1) + const * gap, gap
+
+    coords = np.stack([rng.permutation(6)[:3] for _ in range(4)])
+    estimate, _, _ = attacks.estimate_coordinate_gradients(objective, current, coords, 1e-4)
+    point = tf.Variable(current)
+    with tf.GradientTape() as tape:
+        log_p = tf.nn.log_softmax(point @ weights)
+        own = tf.gather(log_p, labels, batch_dims=1)
+        other = tf.reduce_max(log_p - 1e9 * tf.one_hot(labels, 3, dtype=tf.float64), axis=1)
+        loss = tf.reduce_sum(tf.reduce_sum((point - x0) ** 2, axis=1) + const * (own - other))
+    exact = np.take_along_axis(tape.gradient(loss, point).numpy(), coords, axis=1)
+    np.testing.assert_allclose(estimate, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_zoo_never_asks_for_a_gradient_and_fools_a_small_model(small_mlp, correct_slice):
+    x, y = correct_slice[0][:20], correct_slice[1][:20]
+    calls = {"n": 0, "images": 0}
+
+    @tf.custom_gradient
+    def guarded(logits):
+        def forbid(upstream):
+            raise AssertionError("ZOO asked the model for a gradient")
+        return tf.identity(logits), forbid
+
+    def black_box(images):
+        calls["n"] += 1
+        calls["images"] += len(images)
+        with tf.GradientTape(persistent=True) as tape:  # would expose any gradient request
+            inputs = tf.convert_to_tensor(images, tf.float32)
+            tape.watch(inputs)
+            p = tf.nn.softmax(guarded(small_mlp.logits(inputs)))
+        assert isinstance(images, np.ndarray)  # no tensor that could carry a tape in
+        return p.numpy()
+
+    out = attacks.zoo(black_box, x, y, max_iterations=60, coordinates_per_iteration=128,
+                      learning_rate=0.1, finite_difference_step=1e-3, initial_const=10.0)
+    predicted = np.argmax(small_mlp.logits(out.x_adv).numpy(), axis=1)
+    assert np.mean(predicted != y) >= 0.6
+    assert calls["n"] == out.steps[0]  # ONE batched model call per iteration
+    assert calls["images"] == out.queries.sum()  # and every query is counted
+    assert out.x_adv.min() >= 0 and out.x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["fgsm", "ifgsm", "cw_l2", "deepfool", "truncated_deepfool",
+                                  "zoo", "noise"])
+def test_every_attack_keeps_images_in_the_box(name, small_mlp, correct_slice):
+    x, y = correct_slice[0][:8], correct_slice[1][:8]
+    fn = small_mlp.logits
+    run = {
+        "fgsm": lambda: attacks.fast_gradient_sign(fn, x, y, eps=0.4),
+        "ifgsm": lambda: attacks.iterative_fgsm(fn, x, (y + 1) % 10, step_size=0.1,
+                                                iterations=5),
+        "cw_l2": lambda: attacks.carlini_wagner_l2(fn, x, y, binary_search_steps=1,
+                                                   max_iterations=30, learning_rate=0.1,
+                                                   initial_const=10.0),
+        "deepfool": lambda: attacks.deepfool(fn, x, y, overshoot=0.5),
+        "truncated_deepfool": lambda: attacks.truncated_deepfool(fn, x, y),
+        "zoo": lambda: attacks.zoo(lambda v: tf.nn.softmax(fn(v)).numpy(), x, y,
+                                   max_iterations=5, learning_rate=0.5),
+        "noise": lambda: attacks.gaussian_noise(fn, x, y, l2=20.0),
+    }[name]
+    out = run()
+    assert out.x_adv.shape == x.shape and out.x_adv.dtype == np.float32
+    assert out.x_adv.min() >= 0.0 and out.x_adv.max() <= 1.0
+
+
+def test_noise_control_has_the_asked_size_before_clipping(rng):
+    x = np.full((5, 28, 28, 1), 0.5, np.float32)
+    out = attacks.gaussian_noise(lambda v: tf.zeros([len(v), 10]), x, np.zeros(5, int),
+                                 l2=np.array([0.5, 1, 2, 3, 4]))
+    np.testing.assert_allclose(np.linalg.norm((out.x_adv - x).reshape(5, -1), axis=1),
+                               [0.5, 1, 2, 3, 4], rtol=1e-5)
+
+
+def test_stochastic_model_fresh_draws_and_majority_judgement(trained_runs, mnist_small):
+    gc = load_model(trained_runs["gc"])
+    x = mnist_small.test.images[:6]
+    stream = DrawStream(gc, k=2, seed=3)
+    first, second = stream(x).numpy(), stream(x).numpy()
+    assert not np.allclose(first, second)  # every call is a fresh draw
+    stream.reset(3)
+    np.testing.assert_array_equal(stream(x).numpy(), first)  # and the stream replays
+    verdict = metrics.judge(stream, x, draws=7)
+    assert verdict.draws.shape == (7, 6)
+    for i in range(6):  # the majority is the most frequent class of the draws
+        counts = np.bincount(verdict.draws[:, i], minlength=10)
+        assert counts[verdict.majority[i]] == counts.max()
+
+
+def test_margin_sign_means_success():
+    logits = tf.constant([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    np.testing.assert_allclose(attacks.margin(logits, tf.constant([0, 0]), False), [-2, 2])
+    np.testing.assert_allclose(attacks.margin(logits, tf.constant([2, 1]), True), [-3, 1])
