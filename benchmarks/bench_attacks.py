@@ -107,7 +107,7 @@ def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
     else:
         zs = zoo_settings(args, stochastic)
         out = attacks.zoo(
-            lambda v: tf.nn.softmax(fn(v), axis=-1).numpy(), x, y, targeted=False,
+            lambda v: tf.nn.log_softmax(fn(v), axis=-1).numpy(), x, y, targeted=False,
             max_iterations=zs["max_iterations"], coordinates_per_iteration=ZOO_COORDINATES,
             learning_rate=ZOO_LEARNING_RATE, finite_difference_step=zs["fd_step"],
             queries_per_point=zs["queries_per_point"], initial_const=ZOO_CONST,

@@ -347,6 +347,8 @@ def attack(model_dir, **o):
     eps = attack_run.parse_eps(o["eps"])
     if name != "fgsm" and eps is not None and len(eps) > 1:
         raise UserError("an --eps sweep is for --attack fgsm only")
+    if eps is not None and len(eps) > 1 and targeted != "none":
+        raise UserError("the --eps sweep is untargeted FGSM (paper 1 Fig. 1a); drop --targeted")
     params: dict = {}
     if name == "fgsm":
         params["eps"] = eps[0] if eps else 0.1
@@ -367,7 +369,7 @@ def attack(model_dir, **o):
             norm_p = float(o["norm_p"])
         except ValueError:
             raise UserError(f"--p must be a number > 1 or inf; got {o['norm_p']!r}") from None
-        if norm_p <= 1:
+        if not norm_p > 1:  # also refuses nan
             raise UserError(f"--p must be > 1 (DeepFool's dual norm needs it); got {norm_p}")
         params.update(p=norm_p, candidates=o["candidates"], overshoot=o["overshoot"],
                       max_iterations=o["iterations"] or 50)
@@ -431,7 +433,12 @@ def attack(model_dir, **o):
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Importance samples of the detector (default: its own K).")
 @click.option("--n-fit", type=click.IntRange(min=10), default=5000, show_default=True,
-              help="Training images the detector is fitted and calibrated on.")
+              help="Images the detector is fitted and calibrated on.")
+@click.option("--fit-split", type=click.Choice(["validation", "train"]), default="validation",
+              show_default=True,
+              help="Clean data to fit on: the held-out validation part of the training set "
+                   "(the detector model never trained on it), or the training images "
+                   "themselves (the papers' choice; under-rejects if the model overfits).")
 @click.option("--n-clean", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Held-out clean test images (not attacked) for the false-positive rate.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -439,18 +446,20 @@ def attack(model_dir, **o):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_fit, n_clean,
-           seed, data_dir, out, quiet):
+def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_fit, fit_split,
+           n_clean, seed, data_dir, out, quiet):
     """Detect the adversarial examples of attack runs with a conditional generative model:
     detection rate, false-positive rate, ROC AUC and curves, and a reconstruction grid."""
     from dbayes_tf import data, detection_run, training
 
     saved = training.load_run_config(detector_model)
-    dataset = data.load_dataset(saved["train"]["dataset"], data_dir=data_dir)
+    # the same validation carve-out as the detector's training run, so "validation" is unseen
+    dataset = data.load_dataset(saved["train"]["dataset"], data_dir=data_dir,
+                                validation_size=saved["train"].get("validation_size", 5000))
     _seed_everything(seed)
     frame = detection_run.run_detection(
         method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,
-        per_class=per_class, k=k, n_fit=n_fit, n_clean=n_clean, seed=seed,
+        per_class=per_class, k=k, n_fit=n_fit, fit_split=fit_split, n_clean=n_clean, seed=seed,
         progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
     click.echo(reporting_markdown(frame.drop(columns=["attack_run"])))
     click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",

@@ -144,12 +144,12 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
     if name == "zoo":
         probs = attacks.chunked(model_fn, settings.max_query_batch)
         return lambda x, y, s: attacks.zoo(
-            lambda v: tf.nn.softmax(probs(v), axis=-1).numpy(), x, y, targeted=targeted,
+            lambda v: tf.nn.log_softmax(probs(v), axis=-1).numpy(), x, y, targeted=targeted,
             confidence=p["confidence"], max_iterations=p["max_iterations"],
             coordinates_per_iteration=p["coordinates"], learning_rate=p["learning_rate"],
             finite_difference_step=p["fd_step"], queries_per_point=p["queries_per_point"],
             initial_const=p["initial_const"], binary_search_steps=p["binary_search_steps"],
-            seed=s, progress=progress)
+            abort_early=p["abort_early"], seed=s, progress=progress)
     if name == "noise":
         return lambda x, y, s: attacks.gaussian_noise(fn, x, y, l2=p["l2"], seed=s)
     raise AssertionError(name)
@@ -183,6 +183,10 @@ def load_adversarial(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
             ids.append(data["attempt"])
             images.append(data["x_adv"])
     ids, images = np.concatenate(ids), np.concatenate(images)
+    # a batch cut off between its image file and its attempts.csv rows counts as not done
+    recorded = load_attempts(run_dir)
+    keep = np.isin(ids, recorded["attempt"]) if len(recorded) else np.zeros(len(ids), bool)
+    ids, images = ids[keep], images[keep]
     order = np.argsort(ids)
     return ids[order], images[order]
 
@@ -196,7 +200,7 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
     model_config = load_run_config(model_dir)
     stochastic = model.is_stochastic
     k = int(settings.k or model.default_k) if stochastic else 1
-    asked = {"model_dir": str(model_dir), "settings": dataclasses.asdict(settings) | {"k": k},
+    asked = {"model_dir": str(Path(model_dir).resolve()), "settings": dataclasses.asdict(settings) | {"k": k},
              "model": model_label(model), "dataset": model_config["train"]["dataset"],
              "command": command, "environment": reporting.environment()}
     plan = plan_attempts(split, settings.n_images, settings.targeted, settings.seed)
@@ -216,6 +220,7 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
     model_fn = DrawStream(model, k, seed=settings.seed)
     attack = _attack_fn(settings, model_fn, stochastic, progress=False)
     targeted = settings.targeted != "none"
+    draws = settings.draws if stochastic else 1  # R equal answers would cost R times as much
     starts = range(0, len(plan), settings.batch_size)
     if finished:
         log(f"resuming {out_dir}: {len(finished)} of {len(plan)} attempts already done")
@@ -229,13 +234,17 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
         labels = batch["label"].to_numpy()
         aim = batch["target"].to_numpy() if targeted else labels
         model_fn.reset([settings.seed, batch_index])
-        clean = metrics.judge(model_fn, x, settings.draws)
+        clean = metrics.judge(model_fn, x, draws)
         began = time.perf_counter()
         output = attack(x, aim, settings.seed * 100_003 + batch_index)
         seconds = (time.perf_counter() - began) / len(batch)
-        verdict = metrics.judge(model_fn, output.x_adv, settings.draws)
+        verdict = metrics.judge(model_fn, output.x_adv, draws)
         flags = metrics.success_flags(verdict, labels, aim if targeted else None)
         sizes = metrics.distortions(x, output.x_adv)
+        # an unchanged image that a noisy model happens to misread is no adversarial example
+        changed = sizes["l2"] > 0
+        flags["success"] &= changed
+        flags["success_single"] &= changed
         for i, attempt in enumerate(batch.itertuples(index=False)):
             rows.append({
                 "attempt": attempt.attempt, "image_id": attempt.image_id,
@@ -268,22 +277,22 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
     bar.close()
     attempts = pd.DataFrame(rows).sort_values("attempt")
     summary = {"model": asked["model"], "model_dir": str(model_dir), "attack": settings.attack,
-               "targeted": settings.targeted, "k": k, "draws": settings.draws}
+               "targeted": settings.targeted, "k": k, "draws": draws}
     summary.update(metrics.summarize_attempts(attempts))
-    provenance = _provenance(asked, settings, len(plan))
+    provenance = _provenance(asked, settings, len(plan), draws)
     reporting.write_table(pd.DataFrame([summary]), out_dir, "summary", provenance)
     if settings.attack == "ifgsm":
         write_ifgsm_path(out_dir, plan, provenance)
     return summary
 
 
-def _provenance(asked: dict, settings: AttackSettings, n_attempts: int) -> str:
+def _provenance(asked: dict, settings: AttackSettings, n_attempts: int, draws: int) -> str:
     env = asked["environment"]
     return (f"Made by: `{asked.get('command') or 'dbayes attack'}`\n\n"
             f"Model run `{asked['model_dir']}` ({asked['model']}, {asked['dataset']}), attack "
             f"{settings.attack}, targeted={settings.targeted}, {n_attempts} attempts on "
             f"{settings.n_images} test images chosen with seed {settings.seed}; success judged "
-            f"by majority over R={settings.draws} fresh draws; settings {settings.params}.\n"
+            f"by majority over R={draws} fresh draws; settings {settings.params}.\n"
             f"Machine: {env['cpu_count']} CPUs, {env['gpus']} GPUs, TF {env['tensorflow']}.")
 
 
@@ -323,6 +332,7 @@ def fgsm_sweep(model, split: Split, eps_values: list[float], *, n_images: int, k
     k = int(k or model.default_k) if stochastic else 1
     plan = plan_attempts(split, n_images, "none", seed)
     model_fn = DrawStream(model, k, seed=seed)
+    draws = draws if stochastic else 1
     rows = []
     for eps in tqdm(eps_values, desc="fgsm sweep", unit="eps", disable=not progress):
         correct_single, correct, entropy = [], [], []

@@ -29,6 +29,7 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                   dataset: Dataset, out_dir: str | Path, *, fpr: float = 0.05,
                   threshold: str | None = None, per_class: bool | None = None,
                   k: int | None = None, n_fit: int = 5000, n_clean: int = 1000, seed: int = 0,
+                  fit_split: str = "validation",
                   progress: bool = True, command: str | None = None,
                   log: Callable[[str], None] = print) -> pd.DataFrame:
     out_dir = Path(out_dir)
@@ -52,9 +53,9 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
             raise ValueError(f"attack run {attack_dir} is on {config.get('dataset')}, but the "
                              f"detector {detector_dir} models {dataset.name}")
         attempts = attack_run.load_attempts(attack_dir)
-        ids, images = attack_run.load_adversarial(attack_dir)
         if not len(attempts):
             raise RunError(f"{attack_dir}: no finished attempts")
+        ids, images = attack_run.load_adversarial(attack_dir)
         runs.append((Path(attack_dir), config, attempts.set_index("attempt").loc[ids], images))
 
     model = load_model(detector_dir)
@@ -62,9 +63,15 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
     if per_class is not None and method in ("recon", "logit"):
         kwargs["per_class"] = per_class
     detector = make_detector(method, model, **kwargs)
-    fit_split = dataset.train.take(n_fit)
-    log(f"fitting {method} on {len(fit_split)} training images")
-    detector.fit(fit_split.images, fit_split.labels)
+    # The detector model's own training images score too well (an overfit model gives them
+    # higher log p and smaller distances), so alpha fitted there under-rejects unseen clean
+    # inputs; the validation images are clean training-distribution data it never trained on.
+    fitting = getattr(dataset, fit_split).take(n_fit)
+    if len(fitting) < 10:
+        raise ValueError(f"the {fit_split} split has {len(fitting)} images; too few to fit on "
+                         "(use --fit-split train)")
+    log(f"fitting {method} on {len(fitting)} {fit_split} images")
+    detector.fit(fitting.images, fitting.labels)
     level = detector.use_paper_threshold() if threshold == "paper" else detector.calibrate(fpr)
 
     rows, curves = [], []
@@ -107,8 +114,8 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                   label)
     frame = pd.DataFrame(rows)
     provenance = (f"Made by: `{command or 'dbayes detect'}`\n\nDetector {method} on "
-                  f"`{detector_dir}` (K={detector.k}), fitted on the first {len(fit_split)} "
-                  f"training images; threshold: "
+                  f"`{detector_dir}` (K={detector.k}), fitted on the first {len(fitting)} "
+                  f"{fit_split} images; threshold: "
                   f"{'mean training distance (paper 1)' if threshold == 'paper' else f'alpha for {fpr:.0%} FPR on the fitting data'}"
                   f"; clean = {n_clean} held-out test images (seed {seed}); adversarial = "
                   "successful attempts on correctly classified images. The raw score "

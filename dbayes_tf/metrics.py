@@ -16,7 +16,7 @@ class Judgement:
     """Classification of a batch under R independent draws of the model."""
 
     single: np.ndarray  # [B] class from the first draw alone
-    majority: np.ndarray  # [B] most frequent class over the R draws (ties: lowest class)
+    majority: np.ndarray  # [B] most frequent class over the R draws (ties: higher mean prob.)
     draws: np.ndarray  # [R, B] class of every draw
     entropy: np.ndarray  # [B] predictive entropy of the mean probabilities
 
@@ -33,8 +33,12 @@ def judge(model_fn, x, draws: int = 10) -> Judgement:
     num_classes = int(logits.shape[-1])
     votes = np.stack([(classes == c).sum(axis=0) for c in range(num_classes)], axis=-1)
     mean_probs = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0)
+    # a tie in votes (5 to 5 of R = 10) goes to the class of higher mean probability, not to
+    # the lower class index; half a probability can never outweigh a whole vote
+    tie_break = 0.5 * mean_probs.numpy()
     entropy = predictive_entropy(tf.math.log(mean_probs + 1e-30)).numpy()
-    return Judgement(single=classes[0], majority=votes.argmax(axis=-1), draws=classes,
+    return Judgement(single=classes[0], majority=(votes + tie_break).argmax(axis=-1),
+                     draws=classes,
                      entropy=entropy)
 
 
@@ -62,7 +66,7 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
     """One summary row from the per-attempt table ``dbayes attack`` writes.
 
     clean_accuracy and error_adv (error w.r.t. the original classes, majority vote) are over
-    all attempts; success rates, distortions and robustness rho (mean ||eta|| / ||x||) are over
+    all attempts; success rates, queries, distortions and robustness rho (mean ||eta|| / ||x||) are over
     attempts whose clean image was classified correctly, distortions and rho only over the
     successful ones among them. accuracy_adv (to the target) only for targeted attacks.
     """
@@ -88,7 +92,7 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
         "robustness_rho": mean(won["rel_l2"]),
         "entropy_adv": mean(valid["entropy_adv"]),
         "seconds_per_attempt": mean(attempts["seconds"]),
-        "queries_mean": mean(attempts["queries"]),
+        "queries_mean": mean(valid["queries"]),
     }
     return row
 

@@ -125,6 +125,7 @@ def test_detect_cli_mismatches_give_clear_errors(trained_runs, attack_dir, tmp_p
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text((attack_dir / "config.json").read_text())
+    (bare / "attempts.csv").write_text((attack_dir / "attempts.csv").read_text())
     result = runner.invoke(main, base + ["--detector-model", str(trained_runs["gc"]),
                                          "--adv", str(bare)])
     assert result.exit_code == 1 and "no saved adversarial images" in result.output

@@ -43,7 +43,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
                       decision_draws: int = 1, box: tuple[float, float] = (0.0, 1.0),
                       progress: bool = False) -> AttackOutput:
     """Minimise ||x' - x||_2^2 + c * f(x') over x' = box(tanh(w)) with Adam, where
-    f = max(-margin(x'), -kappa) (margin > 0 iff x' is adversarial), and binary-search c per
+    f = max(kappa - margin(x'), 0) (margin > 0 iff x' is adversarial), and binary-search c per
     example. Returns the smallest adversarial found for each input (or the input itself).
 
     For a stochastic model every Adam step sees one fresh draw; whether x' counts as
@@ -76,7 +76,9 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
             x_new = to_image(w)
             l2 = tf.reduce_sum(tf.square(x_new - x), axis=[1, 2, 3])
             logits = model_fn(x_new)
-            hinge = tf.maximum(-margin(logits, labels, targeted), -confidence)
+            # Carlini's max(-margin, -kappa), shifted by kappa: same gradient, never negative,
+            # so abort-early's "no longer falling" test keeps its meaning for kappa > 0
+            hinge = tf.maximum(confidence - margin(logits, labels, targeted), 0.0)
             loss_each = l2 + const * hinge
             total = tf.reduce_sum(loss_each)
         grad = tape.gradient(total, w)

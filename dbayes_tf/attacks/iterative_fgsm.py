@@ -41,6 +41,6 @@ def iterative_fgsm(model_fn: ModelFn, x, labels, *, step_size: float = 0.01,
     n = x.shape[0]
     extras = {"path_logits": np.stack(path)} if record_path else {}
     return AttackOutput(x_adv=x_adv.numpy(), steps=np.full(n, iterations, np.int64),
-                        queries=np.full(n, iterations * (2 if record_path else 1) + 1, np.int64),
+                        queries=np.full(n, (iterations + 1) * (2 if record_path else 1), np.int64),
                         found=(margin(final_logits, labels, targeted) > 0).numpy(),
                         extras=extras)

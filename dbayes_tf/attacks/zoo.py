@@ -1,5 +1,5 @@
 """ZOO with coordinate-wise ADAM (Chen et al. 2017): a black-box attack that only ever sees the
-model's output probabilities. Gradients are symmetric finite differences, one batch of
+model's output (log-)probabilities. Gradients are symmetric finite differences, one batch of
 coordinates per iteration, all of whose queries go to the model in ONE call."""
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from tqdm.auto import tqdm
 
 from .utils import AttackOutput, update_constants
 
-ProbsFn = Callable[[np.ndarray], np.ndarray]
+# Log-probabilities, not probabilities: the same information for a black box, but a generative
+# classifier's class scores log p(x, y) can differ by hundreds of nats, where probabilities
+# underflow and every finite difference would be zero.
+LogProbsFn = Callable[[np.ndarray], np.ndarray]
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
-def log_prob_gap(probs: np.ndarray, labels: np.ndarray, targeted: bool) -> np.ndarray:
+def log_prob_gap(log_p: np.ndarray, labels: np.ndarray, targeted: bool) -> np.ndarray:
     """log F_y - max_{i != y} log F_i untargeted (labels = original classes),
     max_{i != t} log F_i - log F_t targeted: < 0 exactly when the attack has succeeded.
     ZOO's loss is max(gap, -kappa)."""
-    log_p = np.log(np.clip(probs, 1e-30, None))
+    log_p = np.asarray(log_p, np.float64)
     own = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
     masked = log_p.copy()
     np.put_along_axis(masked, labels[..., None], -np.inf, axis=-1)
@@ -49,7 +52,7 @@ def estimate_coordinate_gradients(objective: Callable, current: np.ndarray,
     return (loss[:, 1:1 + n] - loss[:, 1 + n:]) / (2 * step), loss[:, 0], aux[:, 0]
 
 
-def zoo(probs_fn: ProbsFn, x, labels, *, targeted: bool = False, confidence: float = 0.0,
+def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confidence: float = 0.0,
         max_iterations: int = 200, coordinates_per_iteration: int = 128,
         learning_rate: float = 1e-2, finite_difference_step: float = 1e-4,
         queries_per_point: int = 1, initial_const: float = 10.0,
@@ -57,7 +60,7 @@ def zoo(probs_fn: ProbsFn, x, labels, *, targeted: bool = False, confidence: flo
         box: tuple[float, float] = (0.0, 1.0), seed: int = 0,
         progress: bool = False) -> AttackOutput:
     """Minimise ||x' - x||_2^2 + c * f(x'), x' = clip(x + delta), by coordinate-wise ADAM on
-    delta: each iteration picks ``coordinates_per_iteration`` coordinates per image at random,
+    delta, where ``log_probs_fn`` maps a numpy batch of images to numpy log-probabilities: each iteration picks ``coordinates_per_iteration`` coordinates per image at random,
     estimates d/d delta_j by (L(delta + h e_j) - L(delta - h e_j)) / 2h, and takes one ADAM step
     on each. The box is enforced by clipping the image, not the noise.
 
@@ -88,11 +91,13 @@ def zoo(probs_fn: ProbsFn, x, labels, *, targeted: bool = False, confidence: flo
         """Loss of each point in [P, D] (images = clip(points)) and its log-prob gap, both the
         mean over r queries. Points come image-major: P / B consecutive points per image."""
         images = np.clip(points, *box)
-        probs = np.asarray(probs_fn(np.repeat(images, r, axis=0).reshape((-1,) + shape)))
-        gap = log_prob_gap(probs, np.repeat(label_rows, r), targeted).reshape(-1, r).mean(1)
+        log_p = log_probs_fn(np.repeat(images, r, axis=0).reshape((-1,) + shape))
+        gap = log_prob_gap(log_p, np.repeat(label_rows, r), targeted).reshape(-1, r).mean(1)
         origin = np.repeat(x_flat, len(points) // batch, axis=0)
         distance = np.sum(np.square(images - origin), axis=1)
-        return distance + const_rows * np.maximum(gap, -confidence), gap
+        # max(gap + kappa, 0) = max(gap, -kappa) + kappa: same gradient, never negative, so
+        # abort-early's "no longer falling" test keeps its meaning for kappa > 0
+        return distance + const_rows * np.maximum(gap + confidence, 0.0), gap
 
     const = np.full(batch, initial_const)
     lower, upper = np.zeros(batch), np.full(batch, 1e10)
@@ -131,6 +136,9 @@ def zoo(probs_fn: ProbsFn, x, labels, *, targeted: bool = False, confidence: flo
             update = learning_rate * (m_c / (1 - _BETA1 ** t_c)) / (
                 np.sqrt(v_c / (1 - _BETA2 ** t_c)) + _EPS)
             delta[rows, coords] -= update
+            # project back into the box: a coordinate left outside it would clip to the same
+            # value at +h and -h, estimate a zero gradient and never come back
+            delta = np.clip(x_flat + delta, *box) - x_flat
             bar.update(1)
             window_sum += float(loss_now.sum())
             if (iteration + 1) % window == 0:
