@@ -228,12 +228,30 @@ def evaluate(run_dirs, k, dataset, test_size, seed, batch_size, data_dir, out, n
 @click.option("--name", default="accuracy", show_default=True, help="Table file name stem.")
 @friendly_errors
 def summarize(run_dirs, out, name):
-    """One table of finished training runs (their metrics.json), with the papers' numbers and
-    this project's targets beside them. Computes nothing new: use 'dbayes eval' for that."""
+    """Collect finished runs into one table; computes nothing new.
+
+    Training runs: their metrics.json, with the papers' numbers and this project's targets
+    beside them. Attack runs: their summary rows (one per model x attack). FGSM sweeps: their
+    curves, also drawn together in NAME.png (paper 1 Fig. 1a); iterative FGSM paths likewise
+    (Fig. 1b). All RUN_DIRS must be of one kind.
+    """
     import pandas as pd
 
-    from dbayes_tf import paper_numbers, reporting, training
+    from dbayes_tf import attack_run, paper_numbers, reporting, training
 
+    kinds = {attack_run.run_kind(run_dir) for run_dir in run_dirs}
+    if len(kinds) > 1:
+        raise UserError(f"RUN_DIRS mix kinds of run ({', '.join(sorted(kinds))}); summarize "
+                        "one kind at a time")
+    kind = kinds.pop()
+    if kind != "training":
+        frame, figure = attack_run.collect(run_dirs, kind, out, name)
+        provenance = f"Made by: `{_command_line()}` from each run's own tables."
+        csv_path, md_path = reporting.write_table(frame, out, name, provenance)
+        click.echo(reporting.to_markdown(frame))
+        click.echo(f"\nwrote {csv_path} and {md_path}" + (f" and {figure}" if figure else ""),
+                   err=True)
+        return
     rows = []
     for run_dir in run_dirs:
         saved = training.load_run_config(run_dir)

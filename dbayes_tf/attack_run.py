@@ -360,3 +360,56 @@ def fgsm_sweep(model, split: Split, eps_values: list[float], *, n_images: int, k
 def model_label(model) -> str:
     k = f", K={model.default_k}" if model.is_stochastic else ""
     return f"{model.config.model}-{model.config.arch}{k}"
+
+
+def run_kind(run_dir: str | Path) -> str:
+    """'training', 'attack' or 'sweep' (an FGSM sweep)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "fgsm_sweep.csv").is_file():
+        return "sweep"
+    if (run_dir / "summary.csv").is_file():
+        return "attack"
+    if (run_dir / "metrics.json").is_file() or (run_dir / "state.json").is_file():
+        return "training"
+    raise RunError(f"{run_dir}: neither a finished training run nor a finished attack run")
+
+
+def _curves(run_dirs, table: str) -> pd.DataFrame:
+    frames = []
+    for d in run_dirs:
+        part = pd.read_csv(Path(d) / table)
+        if "model" not in part:
+            part.insert(0, "model", reporting.read_json(Path(d) / CONFIG_FILE)["model"])
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def collect(run_dirs, kind: str, out_dir: str | Path, name: str
+            ) -> tuple[pd.DataFrame, Path | None]:
+    """One table from many attack runs, or the curves of many FGSM sweeps with one combined
+    figure (paper 1 Fig. 1a). When every attack run is an iterative FGSM run, their paths are
+    also combined into NAME_path.{csv,md,png} (Fig. 1b)."""
+    out_dir = Path(out_dir)
+    if kind == "sweep":
+        frame = _curves(run_dirs, "fgsm_sweep.csv")
+        figure = reporting.plot_curves(frame[["model", "eps", "accuracy", "entropy"]], "eps",
+                                       out_dir / f"{name}.png",
+                                       title="Untargeted FGSM (paper 1 Fig. 1a)")
+        return frame, figure
+    frames = [pd.read_csv(Path(d) / "summary.csv").assign(run=Path(d).name) for d in run_dirs]
+    frame = pd.concat(frames, ignore_index=True)
+    front = ["run", "model", "attack", "targeted", "attempts", "clean_accuracy",
+             "error_adv", "accuracy_adv", "success_rate", "success_rate_single_draw",
+             "l2_mean", "l2_median", "robustness_rho", "seconds_per_attempt"]
+    frame = frame[front + [c for c in frame.columns if c not in front + ["model_dir"]]]
+    figure = None
+    if all((Path(d) / "ifgsm_path.csv").is_file() for d in run_dirs):
+        path = _curves(run_dirs, "ifgsm_path.csv")
+        reporting.write_table(path, out_dir, f"{name}_path",
+                              "Per-iteration accuracy to the original class, to the target, "
+                              "and predictive entropy, from each run's ifgsm_path.csv.")
+        figure = reporting.plot_curves(
+            path[["model", "iteration", "accuracy", "target_accuracy", "entropy"]],
+            "iteration", out_dir / f"{name}_path.png",
+            title="Iterative targeted FGSM (paper 1 Fig. 1b)")
+    return frame, figure

@@ -113,6 +113,20 @@ def test_fgsm_sweep_and_ifgsm_path_write_tables_and_plots(runner, trained_runs, 
     path = pd.read_csv(tmp_path / "ifgsm" / "ifgsm_path.csv")
     assert len(path) == 11 and path["target_accuracy"].iloc[-1] > path["target_accuracy"].iloc[0]
     assert (tmp_path / "ifgsm" / "ifgsm_path.png").is_file()
+    # summarize gathers sweeps into one table and figure, attack runs into one table
+    result = runner.invoke(main, ["summarize", str(tmp_path / "sweep"), str(tmp_path / "sweep"),
+                                  "--out", str(tmp_path / "all"), "--name", "fig1a"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "all" / "fig1a.csv")) == 8
+    assert (tmp_path / "all" / "fig1a.png").is_file()
+    result = runner.invoke(main, ["summarize", str(tmp_path / "ifgsm"), "--out",
+                                  str(tmp_path / "all"), "--name", "attacks"])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "all" / "attacks.csv").loc[0, "attack"] == "ifgsm"
+    assert (tmp_path / "all" / "attacks_path.png").is_file()
+    mixed = runner.invoke(main, ["summarize", str(tmp_path / "ifgsm"), str(tmp_path / "sweep"),
+                                 "--out", str(tmp_path / "all")])
+    assert mixed.exit_code == 1 and "mix kinds" in mixed.output
 
 
 @pytest.mark.parametrize("args, message", [
