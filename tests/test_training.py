@@ -99,3 +99,21 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(training.RunError, match="not a dbayes run"):
         training.load_model(tmp_path / "empty")
+
+
+def test_cosine_schedule_decays_to_zero_and_fixes_the_epoch_count(tmp_path, mnist_small):
+    config = models.resolve_config("mlp", None, hidden=32)
+    cosine = training.TrainConfig(dataset="mnist", epochs=2, batch_size=100, lr=1e-2, seed=3,
+                                  train_size=500, validate_every_epoch=False,
+                                  lr_schedule="cosine")
+    _, model = training.train(config, cosine, tmp_path / "run", dataset=mnist_small,
+                              progress=False, log=lambda message: None)
+    optimizer = model.optimizer
+    assert int(optimizer.iterations.numpy()) == 10  # 2 epochs x 5 steps
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-9)
+    longer = training.TrainConfig(**{**cosine.__dict__, "epochs": 3})
+    with pytest.raises(training.RunError, match="epochs"):  # the schedule spans the epochs
+        training.train(config, longer, tmp_path / "run", dataset=mnist_small, resume=True,
+                       progress=False, log=lambda message: None)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        training.TrainConfig(lr_schedule="step")
