@@ -35,7 +35,9 @@ attack mnist_gc_deepfool $GC --attack deepfool --n-images 50 --batch-size 10
 attack mnist_gc_truncated_deepfool $GC --attack truncated_deepfool --n-images 50 --batch-size 10
 attack mnist_gc_noise $GC --attack noise --l2 1.5 --n-images 100
 attack mnist_gc_ifgsm $GC --attack ifgsm --targeted random --n-images 20
-attack mnist_gc_zoo $GC --attack zoo --n-images 5 --iterations 50 --batch-size 5
+# ZOO on the gc model: every query is 10 classes x K = 10 decoder passes, so a small budget
+attack mnist_gc_zoo $GC --attack zoo --n-images 3 --iterations 30 --coordinates 32 \
+  --queries-per-point 2 --batch-size 3
 
 # Table 1: targeted CW-L2 against every other class (paper: 200 images, Carlini's parameters)
 attack mnist_cnn_cw_l2_targeted $CNN --attack cw_l2 --targeted all --preset fast --n-images 50 \
@@ -58,5 +60,5 @@ for run in mnist_mlp mnist_bnn mnist_gc_mlp_iwae5; do
 done
 
 attack mnist_gc10_cw_l2_targeted $GC --attack cw_l2 --targeted all --preset fast \
-  --n-images 10 --batch-size 90
+  --n-images 10 --batch-size 18
 echo "== $(date -u +%H:%M:%S) done"

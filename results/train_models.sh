@@ -27,5 +27,22 @@ queue_b() {
   run fashion_gfz --config configs/paper2_fashion.yaml --model gfz
   run mnist_gc_cnn_iwae5 --config configs/paper1_cnn.yaml --model gc --train-k 5 --epochs 20
 }
+# Session 2 (2026-11-22): the two targets still missed. Continue two finished runs, then train
+# with a cosine learning-rate decay (new option --lr-schedule cosine).
+again() {  # again NAME dbayes-train-args...: continue a finished run to more epochs
+  local name=$1; shift
+  dbayes train "$@" --out "$out/$name" --resume --quiet >>"$out/$name.log" 2>&1
+}
+queue_c() {
+  again mnist_gc_cnn_iwae5 --config configs/paper1_cnn.yaml --model gc --train-k 5 --epochs 40
+  run mnist_gc_cnn_iwae5_cosine --config configs/paper1_cnn.yaml --model gc --train-k 5 \
+    --epochs 30 --lr-schedule cosine
+}
+queue_d() {
+  again mnist_cnn_dropout --model cnn --dropout 0.5 --config configs/paper1_cnn.yaml --epochs 12
+  run mnist_cnn_cosine --model cnn --dropout 0.5 --config configs/paper1_cnn.yaml --epochs 10 \
+    --lr-schedule cosine
+}
 mkdir -p "$out"
 queue_a & queue_b & wait
+queue_c & queue_d & wait

@@ -119,3 +119,25 @@ def test_eval_of_a_run_without_weights(runner, tmp_path):
     reporting.write_json(run / "config.json", {"model": {}, "train": {}})
     result = runner.invoke(main, ["eval", str(run)])
     assert result.exit_code == 1 and "no weights" in result.output
+
+
+@pytest.mark.parametrize("preset, model", [
+    ("paper1_mlp", "gc"), ("paper1_mlp", "bnn"), ("paper1_cnn", "cnn"), ("paper1_cnn", "gc"),
+])
+def test_every_shipped_preset_is_accepted_and_applied(runner, tmp_path, preset, model):
+    """Each preset's keys are real options with valid values; a tiny run proves it."""
+    import yaml
+
+    path = f"configs/{preset}.yaml"
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--config", path, "--model", model, "--epochs", "1",
+                                  "--k", "1", "--train-size", "100", "--test-size", "20",
+                                  "--validation-size", "0", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    saved = reporting.read_json(out / "config.json")
+    wanted = yaml.safe_load(open(path))["train"]["models"][model]
+    for key, value in wanted.items():
+        if key in ("epochs",):  # given on the command line, which wins
+            continue
+        section = "train" if key in saved["train"] else "model"
+        assert saved[section][key] == value, key
