@@ -101,7 +101,7 @@ def plan_attempts(split: Split, n_images: int, targeted: str, seed: int) -> pd.D
     labels = split.labels[image_ids]
     num_classes = split.num_classes
     rows = []
-    for image_id, label in zip(image_ids, labels):
+    for image_id, label in zip(image_ids, labels, strict=True):
         if targeted == "all":
             rows += [(image_id, label, t) for t in range(num_classes) if t != label]
         elif targeted == "random":
@@ -200,7 +200,8 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
     model_config = load_run_config(model_dir)
     stochastic = model.is_stochastic
     k = int(settings.k or model.default_k) if stochastic else 1
-    asked = {"model_dir": str(Path(model_dir).resolve()), "settings": dataclasses.asdict(settings) | {"k": k},
+    asked = {"model_dir": str(Path(model_dir).resolve()),
+             "settings": dataclasses.asdict(settings) | {"k": k},
              "model": model_label(model), "dataset": model_config["train"]["dataset"],
              "command": command, "environment": reporting.environment()}
     plan = plan_attempts(split, settings.n_images, settings.targeted, settings.seed)

@@ -113,10 +113,12 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
             _grid(detector, dataset, attempts[won], adv_x, out_dir / f"grid_{_slug(label)}.png",
                   label)
     frame = pd.DataFrame(rows)
+    rule = ("mean training distance (paper 1)" if threshold == "paper"
+            else f"alpha for {fpr:.0%} FPR on the fitting data")
     provenance = (f"Made by: `{command or 'dbayes detect'}`\n\nDetector {method} on "
                   f"`{detector_dir}` (K={detector.k}), fitted on the first {len(fitting)} "
                   f"{fit_split} images; threshold: "
-                  f"{'mean training distance (paper 1)' if threshold == 'paper' else f'alpha for {fpr:.0%} FPR on the fitting data'}"
+                  f"{rule}"
                   f"; clean = {n_clean} held-out test images (seed {seed}); adversarial = "
                   "successful attempts on correctly classified images. The raw score "
                   f"({RAW_NAMES[method]}) is under the victim's label F(x); 'score' is its "

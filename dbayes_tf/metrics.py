@@ -66,9 +66,9 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
     """One summary row from the per-attempt table ``dbayes attack`` writes.
 
     clean_accuracy and error_adv (error w.r.t. the original classes, majority vote) are over
-    all attempts; success rates, queries, distortions and robustness rho (mean ||eta|| / ||x||) are over
-    attempts whose clean image was classified correctly, distortions and rho only over the
-    successful ones among them. accuracy_adv (to the target) only for targeted attacks.
+    all attempts; success rates and queries over attempts whose clean image was classified
+    correctly; distortions and robustness rho (mean ||eta|| / ||x||) only over the successful
+    ones among those. accuracy_adv (to the target) only for targeted attacks.
     """
     valid = attempts[attempts["clean_correct"]]
     won = valid[valid["success"]]

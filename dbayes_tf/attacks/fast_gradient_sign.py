@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 
 from .utils import AttackOutput, ModelFn, as_images, as_labels, margin

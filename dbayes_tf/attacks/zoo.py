@@ -60,7 +60,8 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
         box: tuple[float, float] = (0.0, 1.0), seed: int = 0,
         progress: bool = False) -> AttackOutput:
     """Minimise ||x' - x||_2^2 + c * f(x'), x' = clip(x + delta), by coordinate-wise ADAM on
-    delta, where ``log_probs_fn`` maps a numpy batch of images to numpy log-probabilities: each iteration picks ``coordinates_per_iteration`` coordinates per image at random,
+    delta, where ``log_probs_fn`` maps a numpy batch of images to numpy log-probabilities:
+    each iteration picks ``coordinates_per_iteration`` coordinates per image at random,
     estimates d/d delta_j by (L(delta + h e_j) - L(delta - h e_j)) / 2h, and takes one ADAM step
     on each. The box is enforced by clipping the image, not the noise.
 
