@@ -274,16 +274,24 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
         with reporting.atomic_path(out_dir / ATTEMPTS_FILE) as tmp:
             frame.to_csv(tmp, index=False)
         finished |= set(batch["attempt"])
+        # the summary too, so that a long run stopped early still says what it has so far
+        summary = _write_summary(out_dir, rows, asked, settings, model_dir, k, draws, len(plan))
         bar.update(len(batch))
     bar.close()
+    summary = _write_summary(out_dir, rows, asked, settings, model_dir, k, draws, len(plan))
+    if settings.attack == "ifgsm":
+        write_ifgsm_path(out_dir, plan, _provenance(asked, settings, len(plan), draws))
+    return summary
+
+
+def _write_summary(out_dir: Path, rows: list[dict], asked: dict, settings: AttackSettings,
+                   model_dir, k: int, draws: int, planned: int) -> dict[str, Any]:
     attempts = pd.DataFrame(rows).sort_values("attempt")
     summary = {"model": asked["model"], "model_dir": str(model_dir), "attack": settings.attack,
-               "targeted": settings.targeted, "k": k, "draws": draws}
+               "targeted": settings.targeted, "k": k, "draws": draws, "planned": planned}
     summary.update(metrics.summarize_attempts(attempts))
-    provenance = _provenance(asked, settings, len(plan), draws)
-    reporting.write_table(pd.DataFrame([summary]), out_dir, "summary", provenance)
-    if settings.attack == "ifgsm":
-        write_ifgsm_path(out_dir, plan, provenance)
+    reporting.write_table(pd.DataFrame([summary]), out_dir, "summary",
+                          _provenance(asked, settings, planned, draws))
     return summary
 
 
@@ -399,7 +407,10 @@ def collect(run_dirs, kind: str, out_dir: str | Path, name: str
         return frame, figure
     frames = [pd.read_csv(Path(d) / "summary.csv").assign(run=Path(d).name) for d in run_dirs]
     frame = pd.concat(frames, ignore_index=True)
-    front = ["run", "model", "attack", "targeted", "attempts", "clean_accuracy",
+    if "planned" not in frame:  # summaries written before runs recorded their plan size
+        frame["planned"] = np.nan
+    frame["planned"] = frame["planned"].fillna(frame["attempts"]).astype(int)
+    front = ["run", "model", "attack", "targeted", "attempts", "planned", "clean_accuracy",
              "error_adv", "accuracy_adv", "success_rate", "success_rate_single_draw",
              "l2_mean", "l2_median", "robustness_rho", "seconds_per_attempt"]
     frame = frame[front + [c for c in frame.columns if c not in front + ["model_dir"]]]

@@ -59,6 +59,5 @@ for run in mnist_mlp mnist_bnn mnist_gc_mlp_iwae5; do
   attack path_$run results/models/$run --attack ifgsm --targeted random --n-images 50
 done
 
-attack mnist_gc10_cw_l2_targeted $GC --attack cw_l2 --targeted all --preset fast \
-  --n-images 10 --batch-size 18
+# (mnist_gc10_cw_l2_targeted, the costliest, ran beside this queue: run_mnist_gc10_cw.sh)
 echo "== $(date -u +%H:%M:%S) done"
