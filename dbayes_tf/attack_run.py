@@ -202,7 +202,7 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
     k = int(settings.k or model.default_k) if stochastic else 1
     asked = {"model_dir": str(Path(model_dir).resolve()),
              "settings": dataclasses.asdict(settings) | {"k": k},
-             "model": model_label(model), "dataset": model_config["train"]["dataset"],
+             "model": model_label(model, k), "dataset": model_config["train"]["dataset"],
              "command": command, "environment": reporting.environment()}
     plan = plan_attempts(split, settings.n_images, settings.targeted, settings.seed)
     existing = out_dir / CONFIG_FILE
@@ -358,7 +358,7 @@ def fgsm_sweep(model, split: Split, eps_values: list[float], *, n_images: int, k
                      "accuracy_single_draw": np.concatenate(correct_single).mean(),
                      "entropy": np.concatenate(entropy).mean()})
     frame = pd.DataFrame(rows)
-    frame.insert(0, "model", model_label(model))
+    frame.insert(0, "model", model_label(model, k))
     provenance = (f"Made by: `{command or 'dbayes attack --attack fgsm --eps ...'}`\n\n"
                   f"{n_images} test images (seed {seed}), K={k}, R={draws} draws per image.")
     reporting.write_table(frame, out_dir, "fgsm_sweep", provenance)
@@ -366,9 +366,10 @@ def fgsm_sweep(model, split: Split, eps_values: list[float], *, n_images: int, k
     return frame
 
 
-def model_label(model) -> str:
-    k = f", K={model.default_k}" if model.is_stochastic else ""
-    return f"{model.config.model}-{model.config.arch}{k}"
+def model_label(model, k: int | None = None) -> str:
+    """e.g. "gc-cnn, K=10": the K a run actually used, not only the model's default."""
+    samples = f", K={int(k or model.default_k)}" if model.is_stochastic else ""
+    return f"{model.config.model}-{model.config.arch}{samples}"
 
 
 def run_kind(run_dir: str | Path) -> str:

@@ -125,14 +125,16 @@ def plot_curves(frame: pd.DataFrame, x: str, path: str | os.PathLike, *, title: 
     plt = _pyplot()
     figure, left = plt.subplots(figsize=(6, 4))
     right = left.twinx()
-    groups = frame.groupby("model") if "model" in frame else [("", frame)]
-    for name, group in groups:
+    groups = frame.groupby("model", sort=False) if "model" in frame else [("", frame)]
+    styles = {"accuracy": "-", "accuracy_single_draw": ":", "target_accuracy": "-."}
+    for index, (name, group) in enumerate(groups):
+        color = f"C{index % 10}"  # one colour per model; the line style tells the measure
         for column in [c for c in group.columns if "accuracy" in c]:
-            left.plot(group[x], group[column], marker="o", ms=3,
-                      label=f"{name} {column}".strip())
+            left.plot(group[x], group[column], color=color, ls=styles.get(column, "-"),
+                      marker="o", ms=2, label=f"{name} {column}".strip())
         if entropy_column in group:
-            right.plot(group[x], group[entropy_column], ls="--", marker="x", ms=3,
-                       label=f"{name} entropy".strip())
+            right.plot(group[x], group[entropy_column], color=color, ls="--", marker="x", ms=2,
+                       alpha=0.6, label=f"{name} entropy".strip())
     left.set_xlabel(x)
     left.set_ylabel("accuracy")
     left.set_ylim(-0.02, 1.02)

@@ -150,3 +150,9 @@ def test_attack_on_a_folder_without_weights_is_refused(runner, tmp_path):
     (tmp_path / "empty").mkdir()
     result = _attack(runner, tmp_path / "empty", tmp_path / "out", "--attack", "fgsm")
     assert result.exit_code == 1 and "not a dbayes run" in result.output
+
+
+def test_tables_name_the_k_a_run_used(trained_runs):
+    model = load_model(trained_runs["gc"])
+    assert attack_run.model_label(model) == "gc-mlp, K=5"  # its default
+    assert attack_run.model_label(model, 1) == "gc-mlp, K=1"
