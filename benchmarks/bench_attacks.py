@@ -41,8 +41,10 @@ from dbayes_tf.data import load_dataset  # noqa: E402
 from dbayes_tf.inference import DrawStream  # noqa: E402
 from dbayes_tf.training import load_model  # noqa: E402
 
-MARK_BEGIN = "<!-- bench_attacks:begin -->"
-MARK_END = "<!-- bench_attacks:end -->"
+def markers(section: str) -> tuple[str, str]:
+    """Comment lines around this script's section; --section lets runs with different
+    attacks or models keep their own sections side by side."""
+    return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 ATTACK_NAMES = ("deepfool", "cw_l2", "zoo")
 TOOL_NAMES = ("ours", "foolbox", "art")
 SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
@@ -203,7 +205,8 @@ def split_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
-def write_section(out: Path, section: str) -> None:
+def write_section(out: Path, section: str, name: str = "bench_attacks") -> None:
+    MARK_BEGIN, MARK_END = markers(name)  # noqa: N806
     old = out.read_text() if out.exists() else "# Benchmarks\n\n"
     if MARK_BEGIN in old and MARK_END in old.split(MARK_BEGIN, 1)[1]:
         head, rest = old.split(MARK_BEGIN, 1)
@@ -222,10 +225,11 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
     command = getattr(args, "command_line", "python benchmarks/bench_attacks.py")
     cw = cw_settings(args)
     models_text = "; ".join(f"`{d}` ({info})" for d, info in models_info.items()) or "none yet"
+    MARK_BEGIN, MARK_END = markers(args.section)  # noqa: N806
     status = "" if finished else "\n\n**Incomplete: the run was still going (or stopped) when " \
         "this was written.**"
     return (
-        f"{MARK_BEGIN}\n## Attacks cross-checked against foolbox and ART\n\n"
+        f"{MARK_BEGIN}\n## Attacks cross-checked against foolbox and ART ({args.attacks})\n\n"
         f"Made by: `{command}`{status}\n\n"
         f"N = {args.n_images} MNIST test images drawn with seed {args.seed} (as `dbayes attack "
         f"--seed {args.seed}` draws them); only those the model classifies correctly by "
@@ -258,8 +262,8 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"change grows quadratically, and it clips the noise, not the image, to [0, 1], so no "
         f"pixel can darken: its rows measure that code, not ZOO. ART's and foolbox's DeepFool "
         f"re-decide at every step, on one draw, which images are still classified as at the "
-        f"start and push those again; ours stops an image for good once the mean logits of "
-        f"its copies flip. That matters for a stochastic model.\n\n"
+        f"start and push those again; ours re-decides at every step too, on the mean logits "
+        f"of its per-class copies (several draws at no extra cost).\n\n"
         f"{table_markdown(rows)}\n\n"
         f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
         f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
@@ -326,6 +330,8 @@ def main(argv=None) -> int:
                         help="TensorFlow intra- and inter-op threads (0: TensorFlow's choice)")
     parser.add_argument("--out", default="results/benchmarks.md",
                         help="Markdown file whose bench_attacks section is (re)written")
+    parser.add_argument("--section", default="bench_attacks",
+                        help="name of this run's section in --out (default bench_attacks)")
     parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
     args = parser.parse_args(argv)
     args.command_line = "python " + shlex.join(
@@ -425,10 +431,11 @@ def main(argv=None) -> int:
                 print(f"  {attack} / {tool}: success {row['success_rate']:.3f}, median L2 "
                       f"{row['l2_median']:.3f}, {row['seconds_per_image']:.2f} s/image "
                       f"{row['note']}", file=sys.stderr, flush=True)
-                write_section(out, make_section(args, rows, models_info, env, finished=False))
+                write_section(out, make_section(args, rows, models_info, env, finished=False),
+                              args.section)
 
     section = make_section(args, rows, models_info, env, finished=True)
-    write_section(out, section)
+    write_section(out, section, args.section)
     print(table_markdown(rows))
     print(f"\nwrote the bench_attacks section of {out}", file=sys.stderr)
     return 0
