@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .utils import AttackOutput, ModelFn, as_images, as_labels, margin, update_constants
+from .utils import (AttackOutput, LossPlateau, ModelFn, as_images, as_labels, keep_smallest,
+                    margin, update_constants)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +105,6 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     best_x = x.numpy().copy()
     steps = np.zeros(batch, np.int64)
     queries = np.zeros(batch, np.int64)
-    window = max(1, max_iterations // 10)
     bar = tqdm(total=binary_search_steps * max_iterations, desc="cw_l2", disable=not progress,
                leave=False, unit="step")
     for search_step in range(binary_search_steps):
@@ -115,26 +115,19 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         m, v = tf.zeros_like(w), tf.zeros_like(w)
         succeeded = np.zeros(batch, bool)
         c_tensor = tf.constant(const, tf.float32)
-        previous_window, window_sum = np.inf, 0.0
+        plateau = LossPlateau(max_iterations, abort_early)
         for iteration in range(max_iterations):
             w, m, v, x_new, l2, logits, loss = adam_step(w, m, v, tf.constant(
                 iteration + 1, tf.float32), c_tensor)
             is_adv = (decision_margin(x_new, logits) > confidence).numpy()
             steps += 1
             queries += decision_draws
-            l2 = l2.numpy()
-            improved = is_adv & (l2 < best_l2)
-            if improved.any():
-                best_l2[improved] = l2[improved]
-                best_x[improved] = x_new.numpy()[improved]
+            keep_smallest(best_l2, best_x, is_adv, l2.numpy(), x_new)
             succeeded |= is_adv
             bar.update(1)
-            window_sum += float(loss)
-            if (iteration + 1) % window == 0:
-                if abort_early and window_sum > previous_window * 0.9999:
-                    bar.update(max_iterations - iteration - 1)
-                    break
-                previous_window, window_sum = window_sum, 0.0
+            if plateau.stalled(loss):
+                bar.update(max_iterations - iteration - 1)
+                break
         update_constants(const, lower, upper, succeeded)
     bar.close()
     return AttackOutput(x_adv=best_x, steps=steps, queries=queries,

@@ -109,3 +109,33 @@ def update_constants(const: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     bounded = upper < 1e10
     const[bounded] = (lower[bounded] + upper[bounded]) / 2
     const[~bounded & ~succeeded] *= 10
+
+
+class LossPlateau:
+    """Carlini's abort-early, robust to a noisy loss: stop when the summed loss of the latest
+    window of max_iterations / 10 steps is no lower than 99.99% of the window before."""
+
+    def __init__(self, max_iterations: int, enabled: bool = True):
+        self.window = max(1, max_iterations // 10)
+        self.enabled = enabled
+        self.previous, self.current, self.steps = np.inf, 0.0, 0
+
+    def stalled(self, loss) -> bool:
+        self.current += float(loss)
+        self.steps += 1
+        if self.steps % self.window:
+            return False
+        if self.enabled and self.current > self.previous * 0.9999:
+            return True
+        self.previous, self.current = self.current, 0.0
+        return False
+
+
+def keep_smallest(best_l2: np.ndarray, best_x: np.ndarray, is_adv: np.ndarray,
+                  l2: np.ndarray, candidates) -> None:
+    """Best-so-far bookkeeping (in place): where a candidate is adversarial and smaller than the
+    best found, it becomes the best. ``candidates`` may be a tensor; it is read only if used."""
+    improved = is_adv & (l2 < best_l2)
+    if improved.any():
+        best_l2[improved] = l2[improved]
+        best_x[improved] = np.asarray(candidates)[improved]

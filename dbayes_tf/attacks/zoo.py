@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .utils import AttackOutput, update_constants
+from .utils import AttackOutput, LossPlateau, keep_smallest, update_constants
 
 # Log-probabilities, not probabilities: the same information for a black box, but a generative
 # classifier's class scores log p(x, y) can differ by hundreds of nats, where probabilities
@@ -106,7 +106,6 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
     best_x = x_flat.copy()
     steps = np.zeros(batch, np.int64)
     queries = np.zeros(batch, np.int64)
-    window = max(1, max_iterations // 10)
     bar = tqdm(total=binary_search_steps * max_iterations, desc="zoo", disable=not progress,
                leave=False, unit="it")
     for _ in range(binary_search_steps):
@@ -114,7 +113,7 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
         m, v = np.zeros_like(delta), np.zeros_like(delta)
         t = np.zeros_like(delta)
         succeeded = np.zeros(batch, bool)
-        previous_window, window_sum = np.inf, 0.0
+        plateau = LossPlateau(max_iterations, abort_early)
         for iteration in range(max_iterations):
             coords = np.argsort(rng.random((batch, dims)), axis=1)[:, :n]  # [B, n], distinct
             current = x_flat + delta
@@ -127,8 +126,7 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
             image = np.clip(current, *box)
             l2 = np.sum(np.square(image - x_flat), axis=1)
             is_adv = gap_now < -confidence
-            improved = is_adv & (l2 < best_l2)
-            best_l2[improved], best_x[improved] = l2[improved], image[improved]
+            keep_smallest(best_l2, best_x, is_adv, l2, image)
             succeeded |= is_adv
             m_c = _BETA1 * m[rows, coords] + (1 - _BETA1) * grad
             v_c = _BETA2 * v[rows, coords] + (1 - _BETA2) * grad ** 2
@@ -141,12 +139,9 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
             # value at +h and -h, estimate a zero gradient and never come back
             delta = np.clip(x_flat + delta, *box) - x_flat
             bar.update(1)
-            window_sum += float(loss_now.sum())
-            if (iteration + 1) % window == 0:
-                if abort_early and window_sum > previous_window * 0.9999:
-                    bar.update(max_iterations - iteration - 1)
-                    break
-                previous_window, window_sum = window_sum, 0.0
+            if plateau.stalled(loss_now.sum()):
+                bar.update(max_iterations - iteration - 1)
+                break
         update_constants(const, lower, upper, succeeded)
     bar.close()
     return AttackOutput(x_adv=best_x.reshape(x.shape), steps=steps, queries=queries,
