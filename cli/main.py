@@ -355,7 +355,7 @@ def attack(model_dir, **o):
     single flip is not an adversarial example); the single-draw figure is reported beside it.
     Results are saved after every batch; Ctrl-C keeps them and --resume carries on.
     """
-    from dbayes_tf import attack_run, attacks, data, training
+    from dbayes_tf import attack_run, attacks, data, reporting, training
 
     name = o["attack"]
     targeted = o["targeted"] or ("all" if name == "ifgsm" else "none")
@@ -412,7 +412,7 @@ def attack(model_dir, **o):
             model, dataset.test, eps, n_images=o["n_images"], k=o["k"], seed=o["seed"],
             draws=o["draws"], batch_size=o["batch_size"], out_dir=o["out"],
             command=_command_line(), progress=not o["quiet"])
-        click.echo(reporting_markdown(frame))
+        click.echo(reporting.to_markdown(frame))
         click.echo(f"\nwrote {Path(o['out']) / 'fgsm_sweep'}.{{csv,md,png}}", err=True)
         return
     settings = attack_run.AttackSettings(
@@ -427,7 +427,7 @@ def attack(model_dir, **o):
 
     shown = pd.DataFrame([summary]).drop(columns=["model_dir"]).T.reset_index()
     shown.columns = ["measure", "value"]
-    click.echo(reporting_markdown(shown))
+    click.echo(reporting.to_markdown(shown))
     click.echo(f"\nwrote {Path(o['out']) / 'summary'}.{{csv,md}}, attempts.csv and "
                "adversarial/*.npz", err=True)
 
@@ -468,7 +468,7 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
            n_clean, seed, data_dir, out, quiet):
     """Detect the adversarial examples of attack runs with a conditional generative model:
     detection rate, false-positive rate, ROC AUC and curves, and a reconstruction grid."""
-    from dbayes_tf import data, detection_run, training
+    from dbayes_tf import data, detection_run, reporting, training
 
     saved = training.load_run_config(detector_model)
     # the same validation carve-out as the detector's training run, so "validation" is unseen
@@ -479,15 +479,9 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
         method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,
         per_class=per_class, k=k, n_fit=n_fit, fit_split=fit_split, n_clean=n_clean, seed=seed,
         progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
-    click.echo(reporting_markdown(frame.drop(columns=["attack_run"])))
+    click.echo(reporting.to_markdown(frame.drop(columns=["attack_run"])))
     click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",
                err=True)
-
-
-def reporting_markdown(frame) -> str:
-    from dbayes_tf import reporting
-
-    return reporting.to_markdown(frame)
 
 
 def _seed_everything(seed: int) -> None:

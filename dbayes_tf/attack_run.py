@@ -142,9 +142,8 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
         return lambda x, y, s: attacks.truncated_deepfool(
             fn, x, y, bisection_steps=p["bisection_steps"], decision_draws=decision, **common)
     if name == "zoo":
-        probs = attacks.chunked(model_fn, settings.max_query_batch)
         return lambda x, y, s: attacks.zoo(
-            lambda v: tf.nn.log_softmax(probs(v), axis=-1).numpy(), x, y, targeted=targeted,
+            lambda v: tf.nn.log_softmax(fn(v), axis=-1).numpy(), x, y, targeted=targeted,
             confidence=p["confidence"], max_iterations=p["max_iterations"],
             coordinates_per_iteration=p["coordinates"], learning_rate=p["learning_rate"],
             finite_difference_step=p["fd_step"], queries_per_point=p["queries_per_point"],

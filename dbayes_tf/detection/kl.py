@@ -28,12 +28,7 @@ class KLDetector(LogitDetector):
                                     for c in range(self.model.num_classes)])
 
     def _probabilities(self, x):
-        out = []
-        for b, start in enumerate(range(0, len(x), self.batch_size)):
-            logits = self.model.logits(np.asarray(x[start:start + self.batch_size], np.float32),
-                                       self.k, seed=tf.constant([self.seed, 20_000 + b]))
-            out.append(tf.nn.softmax(logits).numpy())
-        return np.concatenate(out)
+        return tf.nn.softmax(self._batched_logits(x, 20_000)).numpy()
 
     def _raw_batch(self, x, labels, seed):
         log_q = tf.nn.log_softmax(self.model.logits(x, self.k, seed=seed), axis=-1)

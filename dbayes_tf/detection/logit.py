@@ -17,10 +17,13 @@ class LogitDetector(Detector):
         logits = self.model.logits(x, self.k, seed=seed)  # log p(x, y_c), K samples
         return tf.gather(logits, tf.cast(labels, tf.int32), batch_dims=1)
 
+    def _batched_logits(self, x, seed_domain: int) -> np.ndarray:
+        """The model's logits for x in batches; batch b uses seed (seed, seed_domain + b), a
+        stream of its own apart from the scoring seeds (seed, b)."""
+        return np.concatenate([
+            self.model.logits(np.asarray(x[start:start + self.batch_size], np.float32), self.k,
+                              seed=tf.constant([self.seed, seed_domain + b])).numpy()
+            for b, start in enumerate(range(0, len(x), self.batch_size))])
+
     def _fit_mask(self, x, labels):
-        predicted = []
-        for b, start in enumerate(range(0, len(x), self.batch_size)):
-            logits = self.model.logits(np.asarray(x[start:start + self.batch_size], np.float32),
-                                       self.k, seed=tf.constant([self.seed, 10_000 + b]))
-            predicted.append(np.argmax(logits.numpy(), axis=1))
-        return np.concatenate(predicted) == labels
+        return np.argmax(self._batched_logits(x, 10_000), axis=1) == labels
