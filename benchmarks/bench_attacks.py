@@ -437,7 +437,7 @@ def main(argv=None) -> int:
     section = make_section(args, rows, models_info, env, finished=True)
     write_section(out, section, args.section)
     print(table_markdown(rows))
-    print(f"\nwrote the bench_attacks section of {out}", file=sys.stderr)
+    print(f"\nwrote the {args.section} section of {out}", file=sys.stderr)
     return 0
 
 

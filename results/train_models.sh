@@ -46,3 +46,12 @@ queue_d() {
 mkdir -p "$out"
 queue_a & queue_b & wait
 queue_c & queue_d & wait
+# Session 3 (2026-11-22, cut off before it could commit; its runs are recorded here as they ran):
+# a wider latent (z = 64), then pilots stopped after a few epochs when their K=1 validation
+# accuracy trailed the z = 32 IWAE-5 cosine run at the same epoch (state.json and train.log kept,
+# weights not committed). Each pilot ran with --out results/models/NAME and was moved to pilots/.
+#   dbayes train --model gc --train-k 5 --epochs 30 --lr-schedule cosine --latent-dim 64 \
+#     --config configs/paper1_cnn.yaml --out results/models/mnist_gc_cnn_z64_iwae5_cosine
+#   pilots/mnist_gc_cnn_bern_iwae5_cosine: ... --likelihood bernoulli (stopped at epoch 10)
+#   pilots/mnist_gc_cnn_iwae10_cosine:     ... --train-k 10 --epochs 25 (stopped at epoch 4)
+#   pilots/mnist_gc_cnn_s{03,10,15}_iwae5_cosine: ... --gaussian-scale {0.3,1.0,1.5} (epoch 3-4)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Session 3 (2026-11-22): the peer cross-check at N = 100 and on a stochastic gc model (issue #3),
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh > results/run_benchmarks.log 2>&1 &
+# Each call rewrites only its own section of results/benchmarks.md, row by row.
+#
+# Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
+# model, 2+ hours for 99 images on a shared machine), so its section is marked incomplete:
+#   python benchmarks/bench_attacks.py --model-dir results/models/mnist_gc_mlp_iwae5 \
+#     --n-images 100 --attacks deepfool,cw_l2 --cw-preset fast --section bench_attacks_gc
+set -u
+cd "$(dirname "$0")/.."
+bench() { python benchmarks/bench_attacks.py "$@" 2>&1 | grep -v -E "^(WARNING|I0000|E0000)"; }
+load='run alongside two gc VAE-CNN trainings (3 processes on 2 cores): seconds are inflated, compare them within a row group'
+# ART's CW against ours on the stochastic gc, on 20 images.
+bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 20 --attacks cw_l2 \
+  --tools ours,art --cw-preset fast --section bench_attacks_gc_art_cw --note "$load"
+# The CNN at N = 100 (the N = 50 section above has ART's CW on the CNN: 74 s/image).
+bench --model-dir results/models/mnist_cnn_cosine --n-images 100 --attacks deepfool \
+  --section bench_attacks_cnn100_deepfool --note "$load"
+bench --model-dir results/models/mnist_cnn_cosine --n-images 100 --attacks cw_l2 \
+  --tools ours,foolbox --cw-preset fast --section bench_attacks_cnn100_cw --note "$load"
+# Ours as `dbayes attack` runs it on stochastic models: CW's best-so-far, abort-early and binary
+# search decided on the mean of 3 draws instead of one (the rows above use one, like the peers).
+bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 100 --attacks cw_l2 --tools ours \
+  --decision-draws 3 --cw-preset fast --section bench_attacks_gc_cw_draws3 --note "$load"
