@@ -5,7 +5,10 @@ classifies correctly by majority over R fresh draws) and judges every tool's fin
 same way (majority over R draws, ``dbayes_tf.metrics.judge``; L2 from
 ``dbayes_tf.metrics.distortions``). The table goes to ``results/benchmarks.md`` between the
 "bench_attacks" markers (that section is replaced, the rest of the file is kept) and is
-re-written after every row, so an interrupted run keeps what it finished.
+re-written after every row, so an interrupted run keeps what it finished. Every finished batch's
+adversarial images are kept under ``--cache-dir`` (one ``.npz`` per batch, written atomically):
+``--resume`` reuses them, so a peer that needs hours (ART's CW: about a minute per image) can be
+run in pieces, and the images stay for later analysis.
 
     DBAYES_DATA=... python benchmarks/bench_attacks.py --model-dir results/models/mnist_cnn \\
         --model-dir results/models/mnist_gc_mlp_iwae5 [--k 1] [--n-images 100] [--note TEXT]
@@ -20,6 +23,7 @@ ZOO (ours, ART; foolbox has none). Every tool sees the model through the same ca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -50,8 +54,8 @@ TOOL_NAMES = ("ours", "foolbox", "art")
 SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
              ("cw_l2", "ours"), ("cw_l2", "foolbox"), ("cw_l2", "art"),
              ("zoo", "ours"), ("zoo", "art")}
-COLUMNS = ["model", "attack", "tool", "images", "success_rate", "l2_median", "l2_mean",
-           "seconds_per_image", "note"]
+BASE_COLUMNS = ["model", "attack", "tool", "images", "success_rate", "l2_median", "l2_mean",
+                "seconds_per_image"]
 # DeepFool settings shared by the three tools (foolbox: steps / candidates / overshoot; ART:
 # max_iter / nb_grads / epsilon; ART applies the overshoot once at the end, not every step).
 DEEPFOOL = {"max_iterations": 50, "candidates": 10, "overshoot": 0.02}
@@ -105,7 +109,7 @@ def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
             fn, x, y, targeted=False, confidence=0.0,
             binary_search_steps=cw.binary_search_steps, max_iterations=cw.max_iterations,
             learning_rate=cw.learning_rate, initial_const=cw.initial_const, abort_early=True,
-            decision_draws=args.decision_draws)
+            decision_draws=args.decision_draws, confirm_draws=args.confirm_draws)
     else:
         zs = zoo_settings(args, stochastic)
         out = attacks.zoo(
@@ -113,7 +117,8 @@ def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
             max_iterations=zs["max_iterations"], coordinates_per_iteration=ZOO_COORDINATES,
             learning_rate=ZOO_LEARNING_RATE, finite_difference_step=zs["fd_step"],
             queries_per_point=zs["queries_per_point"], initial_const=ZOO_CONST,
-            binary_search_steps=1, abort_early=True, seed=batch_seed)
+            binary_search_steps=1, abort_early=True, confirm_draws=args.confirm_draws,
+            seed=batch_seed)
     return out.x_adv, {}
 
 
@@ -216,8 +221,13 @@ def write_section(out: Path, section: str, name: str = "bench_attacks") -> None:
     reporting.write_text(out, new)
 
 
-def table_markdown(rows: list[dict]) -> str:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+def budget_column(budget: float) -> str:
+    return f"success_l2<={budget:g}"
+
+
+def table_markdown(rows: list[dict], budgets: list[float] = ()) -> str:
+    columns = BASE_COLUMNS + [budget_column(b) for b in budgets] + ["note"]
+    frame = pd.DataFrame(rows, columns=columns)
     return reporting.to_markdown(frame, float_format=".4f") if len(frame) else "(no rows yet)"
 
 
@@ -239,7 +249,10 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"tool; the clean and adversarial verdicts use a second stream restarted at seed "
         f"({args.seed + 1}, batch), the same for every tool. Success: majority class over "
         f"R = {args.draws} fresh draws differs from the label; L2 median and mean over "
-        f"successes; seconds per attacked image, wall clock of the attack calls only.\n\n"
+        f"successes; `success_l2<=b`: fraction of attacked images fooled with L2 <= b (success "
+        f"at a fixed budget, which compares tools that trade distortion for success rate "
+        f"differently); seconds per attacked image, wall clock of the attack calls only "
+        f"(summed over the pieces of a resumed run).\n\n"
         f"Settings. DeepFool L2: {DEEPFOOL['max_iterations']} steps, {DEEPFOOL['candidates']} "
         f"candidate classes, overshoot {DEEPFOOL['overshoot']} (ART: `max_iter`, `nb_grads`, "
         f"`epsilon`, overshoot applied once at the end). CW-L2 untargeted, preset "
@@ -247,7 +260,9 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"{cw.max_iterations} iterations, learning rate {cw.learning_rate}, initial c "
         f"{cw.initial_const}, confidence 0, abort early (ours and foolbox; ART has no abort "
         f"early and uses gradient descent with line search instead of Adam); ours decides "
-        f"success on {args.decision_draws} draw(s). ZOO: {args.zoo_iterations} iterations, "
+        f"success on {args.decision_draws} draw(s)"
+        f"{f' and confirms a new best with {args.confirm_draws}' if args.confirm_draws else ''}"
+        f". ZOO: {args.zoo_iterations} iterations, "
         f"{ZOO_COORDINATES} coordinates per iteration, ADAM learning rate {ZOO_LEARNING_RATE}, "
         f"c = {ZOO_CONST}, one binary-search step, finite-difference step "
         f"{args.zoo_fd_step or '1e-4 (deterministic) / 1e-2 (stochastic)'}, "
@@ -264,7 +279,7 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"re-decide at every step, on one draw, which images are still classified as at the "
         f"start and push those again; ours re-decides at every step too, on the mean logits "
         f"of its per-class copies (several draws at no extra cost).\n\n"
-        f"{table_markdown(rows)}\n\n"
+        f"{table_markdown(rows, args.budget_list)}\n\n"
         f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
         f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
         f"{env['tensorflow_probability']}, NumPy {env['numpy']}, Python {env['python']}; "
@@ -273,15 +288,64 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")
 
 
-def summarise(model_label, attack, tool, x, labels, x_adv, majority, seconds, notes) -> dict:
+def settings_of(args, model_dir: str, k: int, stochastic: bool, attack: str, tool: str) -> dict:
+    """What decides a batch's images: resuming is only allowed when all of it is unchanged."""
+    return {"model_dir": str(model_dir), "k": k, "attack": attack, "tool": tool,
+            "n_images": args.n_images, "seed": args.seed, "batch_size": args.batch_size,
+            "draws": args.draws, "deepfool": DEEPFOOL,
+            "cw": dataclasses.asdict(cw_settings(args)) if attack == "cw_l2" else None,
+            "decision_draws": args.decision_draws, "confirm_draws": args.confirm_draws,
+            "zoo": zoo_settings(args, stochastic) if attack == "zoo" else None}
+
+
+def summarise(model_label, attack, tool, x, labels, x_adv, majority, seconds, notes,
+              budgets=()) -> dict:
     success = majority != labels
-    l2 = metrics.distortions(x, x_adv)["l2"][success]
-    return {"model": model_label, "attack": attack, "tool": tool, "images": len(x),
-            "success_rate": float(success.mean()) if len(x) else float("nan"),
-            "l2_median": float(np.median(l2)) if len(l2) else float("nan"),
-            "l2_mean": float(l2.mean()) if len(l2) else float("nan"),
-            "seconds_per_image": seconds / len(x) if len(x) else float("nan"),
-            "note": "; ".join(notes)}
+    all_l2 = metrics.distortions(x, x_adv)["l2"]
+    l2 = all_l2[success]
+    row = {"model": model_label, "attack": attack, "tool": tool, "images": len(x),
+           "success_rate": float(success.mean()) if len(x) else float("nan"),
+           "l2_median": float(np.median(l2)) if len(l2) else float("nan"),
+           "l2_mean": float(l2.mean()) if len(l2) else float("nan"),
+           "seconds_per_image": seconds / len(x) if len(x) else float("nan"),
+           "note": "; ".join(notes)}
+    for budget in budgets:
+        row[budget_column(budget)] = (float((success & (all_l2 <= budget)).mean()) if len(x)
+                                      else float("nan"))
+    return row
+
+
+class BatchCache:
+    """One attack's finished batches on disk: ``batch_NNNN.npz`` (x_adv, seconds, counts)
+    beside ``settings.json``. Resuming with other settings is refused, not silently mixed."""
+
+    def __init__(self, folder: Path, settings: dict, resume: bool):
+        self.folder = folder
+        marker = folder / "settings.json"
+        if folder.exists() and not resume:
+            for old in folder.glob("batch_*.npz"):
+                old.unlink()
+        elif resume and marker.exists() and reporting.read_json(marker) != settings:
+            raise SystemExit(f"--resume: {folder} was made with other settings "
+                             f"({marker}); remove it or drop --resume")
+        reporting.write_json(marker, settings)
+
+    def path(self, batch: int) -> Path:
+        return self.folder / f"batch_{batch:04d}.npz"
+
+    def load(self, batch: int):
+        if not self.path(batch).exists():
+            return None
+        with np.load(self.path(batch)) as saved:
+            counts = {key[len("count_"):]: int(saved[key]) for key in saved.files
+                      if key.startswith("count_")}
+            return saved["x_adv"], float(saved["seconds"]), counts
+
+    def save(self, batch: int, x_adv: np.ndarray, seconds: float, counts: dict) -> None:
+        with reporting.atomic_path(self.path(batch)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, x_adv=x_adv, seconds=seconds,
+                                    **{f"count_{key}": value for key, value in counts.items()})
 
 
 def main(argv=None) -> int:
@@ -313,6 +377,10 @@ def main(argv=None) -> int:
     parser.add_argument("--decision-draws", type=int, default=1,
                         help="draws behind our CW's own success decisions (foolbox and ART "
                              "use one; default 1)")
+    parser.add_argument("--confirm-draws", type=int, default=0,
+                        help="fresh draws that must confirm our CW's and ZOO's new best image "
+                             "(dbayes attack: R for stochastic models; the peers have none; "
+                             "default 0)")
     parser.add_argument("--zoo-iterations", type=int, default=200,
                         help="ZOO iterations, ours and ART (default 200)")
     parser.add_argument("--zoo-fd-step", type=float, default=None,
@@ -333,7 +401,21 @@ def main(argv=None) -> int:
     parser.add_argument("--section", default="bench_attacks",
                         help="name of this run's section in --out (default bench_attacks)")
     parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
+    parser.add_argument("--budgets", default="1,2,3",
+                        help="L2 budgets b for the success_l2<=b columns (default 1,2,3)")
+    parser.add_argument("--cache-dir", default="results/bench_attacks",
+                        help="where each finished batch's images are kept, under SECTION/MODEL/"
+                             "ATTACK_TOOL (default results/bench_attacks)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the finished batches in --cache-dir (same settings only)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="attack nothing: report the batches already in --cache-dir (a "
+                             "long run stopped part-way gets a row marked partial)")
     args = parser.parse_args(argv)
+    try:
+        args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        parser.error(f"--budgets: comma-separated numbers, got {args.budgets!r}")
     args.command_line = "python " + shlex.join(
         ["benchmarks/bench_attacks.py"] + (sys.argv[1:] if argv is None else list(argv)))
     attack_list = split_list(args.attacks, ATTACK_NAMES, "attacks")
@@ -392,32 +474,51 @@ def main(argv=None) -> int:
                 if (attack, tool) not in SUPPORTED:
                     continue
                 print(f"  {attack} / {tool} ...", file=sys.stderr, flush=True)
-                seconds, counts, batches = 0.0, {}, []
+                seconds, counts, batches, notes_partial = 0.0, {}, [], []
+                done = len(x)
+                cache = BatchCache(
+                    Path(args.cache_dir) / args.section / Path(model_dir).name
+                    / f"{attack}_{tool}",
+                    settings_of(args, model_dir, k, model.is_stochastic, attack, tool),
+                    args.resume or args.cached_only)
                 try:
                     for b, start in enumerate(starts):
                         xb, yb = x[start:start + args.batch_size], y[start:start + args.batch_size]
-                        stream.reset([args.seed, b])
-                        began = time.perf_counter()
-                        x_adv, found = RUNNERS[tool](attack, stream, xb, yb, args,
-                                                    model.is_stochastic,
-                                                    args.seed * 100_003 + b)
-                        seconds += time.perf_counter() - began
-                        x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
-                        outside = np.abs(np.clip(x_adv, 0, 1) - x_adv).reshape(
-                            len(xb), -1).max(axis=1) > 1e-6
-                        found["clipped"] = int(outside.sum())
-                        x_adv = np.clip(x_adv, 0, 1)
+                        cached = cache.load(b)
+                        if cached is None and args.cached_only:
+                            done = start  # the row covers the finished batches only
+                            notes_partial.append(f"partial: {b} of {len(starts)} batches")
+                            break
+                        if cached is None:
+                            stream.reset([args.seed, b])
+                            began = time.perf_counter()
+                            x_adv, found = RUNNERS[tool](attack, stream, xb, yb, args,
+                                                        model.is_stochastic,
+                                                        args.seed * 100_003 + b)
+                            batch_seconds = time.perf_counter() - began
+                            x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
+                            outside = np.abs(np.clip(x_adv, 0, 1) - x_adv).reshape(
+                                len(xb), -1).max(axis=1) > 1e-6
+                            found["clipped"] = int(outside.sum())
+                            x_adv = np.clip(x_adv, 0, 1)
+                            cache.save(b, x_adv, batch_seconds, found)
+                        else:
+                            x_adv, batch_seconds, found = cached
+                        seconds += batch_seconds
                         for key, value in found.items():
                             counts[key] = counts.get(key, 0) + value
                         batches.append(x_adv)
-                    notes = [COUNT_NOTES[key].format(n) for key, n in counts.items() if n]
+                    notes = notes_partial + [COUNT_NOTES[key].format(n)
+                                             for key, n in counts.items() if n]
                     if (attack, tool) in FIXED_NOTES:
                         notes.append(FIXED_NOTES[(attack, tool)])
-                    if not batches:
+                    if not batches and not notes_partial:
                         notes.append("no correctly classified image to attack")
-                    x_adv_all = np.concatenate(batches) if batches else x.copy()
-                    row = summarise(label, attack, tool, x, y, x_adv_all,
-                                    verdict_of(x_adv_all) if len(x) else y, seconds, notes)
+                    x_row, y_row = x[:done], y[:done]
+                    x_adv_all = np.concatenate(batches) if batches else x_row.copy()
+                    row = summarise(label, attack, tool, x_row, y_row, x_adv_all,
+                                    verdict_of(x_adv_all) if len(x_row) else y_row, seconds,
+                                    notes, args.budget_list)
                 except Exception as err:  # noqa: BLE001 (a tool's failure is a result)
                     traceback.print_exc(file=sys.stderr)
                     # one line, and no "|" that would break the Markdown table
@@ -436,7 +537,7 @@ def main(argv=None) -> int:
 
     section = make_section(args, rows, models_info, env, finished=True)
     write_section(out, section, args.section)
-    print(table_markdown(rows))
+    print(table_markdown(rows, args.budget_list))
     print(f"\nwrote the {args.section} section of {out}", file=sys.stderr)
     return 0
 

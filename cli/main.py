@@ -337,6 +337,9 @@ ATTACK_CHOICES = ["fgsm", "ifgsm", "cw_l2", "deepfool", "truncated_deepfool", "z
 @click.option("--decision-draws", type=click.IntRange(min=1), default=None,
               help="Draws behind an attack's own decisions (default 1, 3 for stochastic "
                    "models).")
+@click.option("--confirm-draws", type=click.IntRange(min=0), default=None,
+              help="cw_l2 / zoo: fresh draws whose majority must confirm a new best image "
+                   "(default 0, R for stochastic models; 0 turns it off).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--max-query-batch", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Largest batch sent to the model in one call (memory bound).")
@@ -418,6 +421,7 @@ def attack(model_dir, **o):
     settings = attack_run.AttackSettings(
         attack=name, targeted=targeted, n_images=o["n_images"], k=o["k"], seed=o["seed"],
         batch_size=o["batch_size"], draws=o["draws"], decision_draws=o["decision_draws"],
+        confirm_draws=o["confirm_draws"],
         max_query_batch=o["max_query_batch"], params=params)
     summary = attack_run.run_attack(
         model, model_dir, dataset.test, settings, o["out"], resume=o["resume"],

@@ -48,6 +48,7 @@ class AttackSettings:
     batch_size: int = 20
     draws: int = 10  # R: fresh draws that judge every final image
     decision_draws: int | None = None  # draws behind an attack's own decisions
+    confirm_draws: int | None = None  # fresh draws that confirm a new best (cw_l2, zoo)
     max_query_batch: int = 2000
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -62,6 +63,8 @@ class AttackSettings:
         for name in ("n_images", "batch_size", "draws", "max_query_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1")
+        if self.confirm_draws is not None and self.confirm_draws < 0:
+            raise ValueError("confirm-draws must be >= 0")
 
 
 def parse_eps(text: str | float | None) -> list[float] | None:
@@ -119,6 +122,10 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
     p = dict(settings.params)
     targeted = settings.targeted != "none"
     decision = settings.decision_draws or (3 if stochastic else 1)
+    # a deterministic model's decision is already exact; a stochastic one's new best is
+    # confirmed the way the final verdict is taken (R draws)
+    confirmation = (settings.confirm_draws if settings.confirm_draws is not None
+                    else settings.draws if stochastic else 0)
     fn = attacks.chunked(model_fn, settings.max_query_batch)
     name = settings.attack
     if name == "fgsm":
@@ -133,7 +140,8 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
             fn, x, y, targeted=targeted, confidence=p["confidence"],
             binary_search_steps=p["binary_search_steps"], max_iterations=p["max_iterations"],
             learning_rate=p["learning_rate"], initial_const=p["initial_const"],
-            abort_early=p["abort_early"], decision_draws=decision, progress=progress)
+            abort_early=p["abort_early"], decision_draws=decision, confirm_draws=confirmation,
+            progress=progress)
     if name in ("deepfool", "truncated_deepfool"):
         common = dict(p=p["p"], candidates=p["candidates"], overshoot=p["overshoot"],
                       max_iterations=p["max_iterations"])
@@ -148,7 +156,8 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
             coordinates_per_iteration=p["coordinates"], learning_rate=p["learning_rate"],
             finite_difference_step=p["fd_step"], queries_per_point=p["queries_per_point"],
             initial_const=p["initial_const"], binary_search_steps=p["binary_search_steps"],
-            abort_early=p["abort_early"], seed=s, progress=progress)
+            abort_early=p["abort_early"], confirm_draws=confirmation, seed=s,
+            progress=progress)
     if name == "noise":
         return lambda x, y, s: attacks.gaussian_noise(fn, x, y, l2=p["l2"], seed=s)
     raise AssertionError(name)

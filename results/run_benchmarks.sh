@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Session 3 (2026-11-22): the peer cross-check at N = 100 and on a stochastic gc model (issue #3),
-#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh > results/run_benchmarks.log 2>&1 &
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s3 > results/run_benchmarks.log 2>&1 &
+# Session 4 (2026-11-22): the same cross-checks again with per-image images kept (resumable) and
+# success at fixed L2 budgets, plus ZOO against ART at N = 100:
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s4 > results/run_benchmarks_s4.log 2>&1 &
 # Each call rewrites only its own section of results/benchmarks.md, row by row.
 #
 # Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
@@ -11,6 +14,7 @@ set -u
 cd "$(dirname "$0")/.."
 bench() { python benchmarks/bench_attacks.py "$@" 2>&1 | grep -v -E "^(WARNING|I0000|E0000)"; }
 load='run alongside two gc VAE-CNN trainings (3 processes on 2 cores): seconds are inflated, compare them within a row group'
+session3() {
 # ART's CW against ours on the stochastic gc, on 20 images.
 bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 20 --attacks cw_l2 \
   --tools ours,art --cw-preset fast --section bench_attacks_gc_art_cw --note "$load"
@@ -23,3 +27,25 @@ bench --model-dir results/models/mnist_cnn_cosine --n-images 100 --attacks cw_l2
 # search decided on the mean of 3 draws instead of one (the rows above use one, like the peers).
 bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 100 --attacks cw_l2 --tools ours \
   --decision-draws 3 --cw-preset fast --section bench_attacks_gc_cw_draws3 --note "$load"
+}
+session4() {
+  local gc=results/models/mnist_gc_mlp_iwae5 cnn=results/models/mnist_cnn_cosine
+  bench --model-dir $gc --n-images 100 --attacks deepfool --section bench_gc100_deepfool \
+    --resume --note "$load"
+  bench --model-dir $cnn --n-images 100 --attacks deepfool --section bench_cnn100_deepfool \
+    --resume --note "$load"
+  bench --model-dir $cnn --n-images 100 --attacks zoo --section bench_cnn100_zoo --resume \
+    --note "$load"
+  bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools ours,foolbox --cw-preset fast \
+    --section bench_gc100_cw --resume --note "$load"
+  bench --model-dir $cnn --n-images 100 --attacks cw_l2 --tools ours,foolbox --cw-preset fast \
+    --section bench_cnn100_cw --resume --note "$load"
+  # ART's CW: about a minute per image; resumable, reported with --cached-only when stopped.
+  bench --model-dir $cnn --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
+    --section bench_cnn100_cw_art --resume --note "$load"
+}
+case "${1:-}" in
+  s3) session3 ;;
+  s4) session4 ;;
+  *) echo "usage: $0 s3|s4 (the queue of session 3 or 4)" >&2; exit 2 ;;
+esac

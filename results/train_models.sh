@@ -55,3 +55,11 @@ queue_c & queue_d & wait
 #   pilots/mnist_gc_cnn_bern_iwae5_cosine: ... --likelihood bernoulli (stopped at epoch 10)
 #   pilots/mnist_gc_cnn_iwae10_cosine:     ... --train-k 10 --epochs 25 (stopped at epoch 4)
 #   pilots/mnist_gc_cnn_s{03,10,15}_iwae5_cosine: ... --gaussian-scale {0.3,1.0,1.5} (epoch 3-4)
+# Session 4 (2026-11-22): with K = 30 the z = 32 IWAE-5 cosine model makes MORE errors than with
+# K = 10 (41 vs 36 on the first 2,000 test images), so the estimator is not what limits it: the
+# model is. Three 25-epoch recipes ran side by side (3 processes on 2 cores), each
+#   dbayes train --model gc --train-k 5 --epochs 25 --lr-schedule cosine ARGS \
+#     --config configs/paper1_cnn.yaml --out results/models/mnist_gc_cnn_NAME_iwae5_cosine25
+# with NAME/ARGS: s10 --gaussian-scale 1.0 (stopped after epoch 3, K = 10 validation accuracy
+# 0.934 against 0.969 / 0.961 for the others: pilots/), bern --likelihood bernoulli, and
+# z16 --latent-dim 16 (a smaller code than paper 1's z = 32, so that the label must carry more).

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .utils import AttackOutput, LossPlateau, keep_smallest, update_constants
+from .utils import AttackOutput, LossPlateau, confirm, keep_smallest, update_constants
 
 # Log-probabilities, not probabilities: the same information for a black box, but a generative
 # classifier's class scores log p(x, y) can differ by hundreds of nats, where probabilities
@@ -55,7 +56,7 @@ def estimate_coordinate_gradients(objective: Callable, current: np.ndarray,
 def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confidence: float = 0.0,
         max_iterations: int = 200, coordinates_per_iteration: int = 128,
         learning_rate: float = 1e-2, finite_difference_step: float = 1e-4,
-        queries_per_point: int = 1, initial_const: float = 10.0,
+        queries_per_point: int = 1, initial_const: float = 10.0, confirm_draws: int = 0,
         binary_search_steps: int = 1, abort_early: bool = True,
         box: tuple[float, float] = (0.0, 1.0), seed: int = 0,
         progress: bool = False) -> AttackOutput:
@@ -67,7 +68,9 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
 
     For a stochastic model, set ``finite_difference_step`` well above the noise's effect and
     ``queries_per_point`` > 1: every +/- point (and the current point, used to judge success)
-    is then the mean loss of that many queries. Every query is counted.
+    is then the mean loss of that many queries, and ``confirm_draws`` > 0 makes a new best
+    point win a majority of that many fresh queries first (see ``utils.confirm``). Every query
+    is counted.
 
     References:
         Chen, Zhang, Sharma, Yi, Hsieh. ZOO: Zeroth order optimization based black-box attacks
@@ -78,6 +81,8 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
         raise ValueError("iteration, coordinate, query and search counts must be >= 1")
     if finite_difference_step <= 0 or learning_rate <= 0 or initial_const <= 0:
         raise ValueError("finite_difference_step, learning_rate and initial_const must be > 0")
+    if confirm_draws < 0:
+        raise ValueError("confirm_draws must be >= 0")
     x = np.asarray(x, np.float32)
     labels = np.asarray(labels, np.int64)
     batch, shape = x.shape[0], x.shape[1:]
@@ -99,6 +104,9 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
         # max(gap + kappa, 0) = max(gap, -kappa) + kappa: same gradient, never negative, so
         # abort-early's "no longer falling" test keeps its meaning for kappa > 0
         return distance + const_rows * np.maximum(gap + confidence, 0.0), gap
+
+    def black_box_logits(images):  # log-probabilities are logits: softmax gives them back
+        return tf.constant(log_probs_fn(np.asarray(images)), tf.float32)
 
     const = np.full(batch, initial_const)
     lower, upper = np.zeros(batch), np.full(batch, 1e10)
@@ -125,7 +133,10 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
             # judge the current point before moving it
             image = np.clip(current, *box)
             l2 = np.sum(np.square(image - x_flat), axis=1)
-            is_adv = gap_now < -confidence
+            is_adv = confirm(
+                black_box_logits, image.reshape((-1,) + shape),
+                (gap_now < -confidence) & ((l2 < best_l2) | ~succeeded), labels, targeted,
+                confirm_draws, queries)
             keep_smallest(best_l2, best_x, is_adv, l2, image)
             succeeded |= is_adv
             m_c = _BETA1 * m[rows, coords] + (1 - _BETA1) * grad
