@@ -102,7 +102,8 @@ def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
     if attack == "deepfool":
         out = attacks.deepfool(fn, x, y, p=2.0, candidates=DEEPFOOL["candidates"],
                                overshoot=DEEPFOOL["overshoot"],
-                               max_iterations=DEEPFOOL["max_iterations"])
+                               max_iterations=DEEPFOOL["max_iterations"],
+                               confirm_draws=args.confirm_draws)
     elif attack == "cw_l2":
         cw = cw_settings(args)
         out = attacks.carlini_wagner_l2(
@@ -261,7 +262,7 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"{cw.initial_const}, confidence 0, abort early (ours and foolbox; ART has no abort "
         f"early and uses gradient descent with line search instead of Adam); ours decides "
         f"success on {args.decision_draws} draw(s)"
-        f"{f' and confirms a new best with {args.confirm_draws}' if args.confirm_draws else ''}"
+        f"{f'; ours confirms with {args.confirm_draws} fresh draws' if args.confirm_draws else ''}"
         f". ZOO: {args.zoo_iterations} iterations, "
         f"{ZOO_COORDINATES} coordinates per iteration, ADAM learning rate {ZOO_LEARNING_RATE}, "
         f"c = {ZOO_CONST}, one binary-search step, finite-difference step "
@@ -378,9 +379,9 @@ def main(argv=None) -> int:
                         help="draws behind our CW's own success decisions (foolbox and ART "
                              "use one; default 1)")
     parser.add_argument("--confirm-draws", type=int, default=0,
-                        help="fresh draws that must confirm our CW's and ZOO's new best image "
-                             "(dbayes attack: R for stochastic models; the peers have none; "
-                             "default 0)")
+                        help="fresh draws, 80%% of which must be fooled before our attacks "
+                             "count an image as done (dbayes attack: R for stochastic models; "
+                             "the peers have none; default 0)")
     parser.add_argument("--zoo-iterations", type=int, default=200,
                         help="ZOO iterations, ours and ART (default 200)")
     parser.add_argument("--zoo-fd-step", type=float, default=None,

@@ -338,8 +338,9 @@ ATTACK_CHOICES = ["fgsm", "ifgsm", "cw_l2", "deepfool", "truncated_deepfool", "z
               help="Draws behind an attack's own decisions (default 1, 3 for stochastic "
                    "models).")
 @click.option("--confirm-draws", type=click.IntRange(min=0), default=None,
-              help="cw_l2 / zoo: fresh draws whose majority must confirm a new best image "
-                   "(default 0, R for stochastic models; 0 turns it off).")
+              help="cw_l2, zoo, deepfool, truncated_deepfool: fresh draws, 80% of which "
+                   "must be fooled before the attack counts an image as done (default R for "
+                   "stochastic models, 0 for deterministic ones: off).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--max-query-batch", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Largest batch sent to the model in one call (memory bound).")

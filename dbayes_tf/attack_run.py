@@ -48,7 +48,7 @@ class AttackSettings:
     batch_size: int = 20
     draws: int = 10  # R: fresh draws that judge every final image
     decision_draws: int | None = None  # draws behind an attack's own decisions
-    confirm_draws: int | None = None  # fresh draws that confirm a new best (cw_l2, zoo)
+    confirm_draws: int | None = None  # fresh draws that confirm a claimed success
     max_query_batch: int = 2000
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -144,7 +144,7 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
             progress=progress)
     if name in ("deepfool", "truncated_deepfool"):
         common = dict(p=p["p"], candidates=p["candidates"], overshoot=p["overshoot"],
-                      max_iterations=p["max_iterations"])
+                      max_iterations=p["max_iterations"], confirm_draws=confirmation)
         if name == "deepfool":
             return lambda x, y, s: attacks.deepfool(fn, x, y, **common)
         return lambda x, y, s: attacks.truncated_deepfool(

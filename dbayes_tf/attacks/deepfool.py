@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .utils import AttackOutput, ModelFn, as_images, as_labels, clip_to_box
+from .utils import AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm
 
 
 def dual_exponent(p: float) -> float:
@@ -17,7 +17,7 @@ def dual_exponent(p: float) -> float:
 
 
 def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 10,
-             overshoot: float = 0.02, max_iterations: int = 50,
+             overshoot: float = 0.02, max_iterations: int = 50, confirm_draws: int = 0,
              box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """Push each image just past the nearest linearised decision boundary, step by step, until
     the predicted class is no longer ``labels``.
@@ -31,15 +31,19 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 
 
     For a stochastic model the copies are independent draws: the decision "is the class still
     y" uses their mean logits, which costs nothing extra, and is taken afresh at every
-    iteration for every image, so an image that drifts back to y is pushed again.
+    iteration for every image, so an image that drifts back to y is pushed again. With
+    ``confirm_draws`` > 0 an image stops only once most of that many fresh draws are fooled
+    too (``utils.confirm``); until then it is pushed further, instead of resting on a boundary
+    that the next draws put elsewhere.
 
     References:
         Moosavi-Dezfooli, Fawzi, Frossard. DeepFool: a simple and accurate method to fool deep
         neural networks. CVPR 2016.
     """
     q = dual_exponent(p)
-    if candidates < 2 or max_iterations < 1 or overshoot < 0:
-        raise ValueError("candidates must be >= 2, max_iterations >= 1, overshoot >= 0")
+    if candidates < 2 or max_iterations < 1 or overshoot < 0 or confirm_draws < 0:
+        raise ValueError("candidates must be >= 2, max_iterations >= 1, overshoot and "
+                         "confirm_draws >= 0")
     x = as_images(x)
     batch = int(x.shape[0])
     labels = as_labels(labels, batch)
@@ -90,10 +94,14 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 
     active = np.ones(batch, bool)
     steps = np.zeros(batch, np.int64)
     queries = np.ones(batch, np.int64)
+    def still_classed_y(still_y_by_copies):
+        crossed = ~still_y_by_copies.numpy()
+        return ~confirm(model_fn, x_now, crossed, labels, False, confirm_draws, queries)
+
     for _ in range(max_iterations):
         f, w, still_y = linearise(x_now)
         queries += n
-        active = still_y.numpy()
+        active = still_classed_y(still_y)
         if not active.any():
             break
         r = step(f, w) * tf.constant(active[:, None, None, None], tf.float32)
@@ -103,6 +111,6 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 
     else:
         _, _, still_y = linearise(x_now)
         queries += n
-        active = still_y.numpy()
+        active = still_classed_y(still_y)
     return AttackOutput(x_adv=x_now.numpy(), steps=steps, queries=queries, found=~active,
                         extras={"perturbation": total.numpy()})
