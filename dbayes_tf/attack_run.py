@@ -122,8 +122,8 @@ def _attack_fn(settings: AttackSettings, model_fn: DrawStream, stochastic: bool,
     p = dict(settings.params)
     targeted = settings.targeted != "none"
     decision = settings.decision_draws or (3 if stochastic else 1)
-    # a deterministic model's decision is already exact; a stochastic one's new best is
-    # confirmed the way the final verdict is taken (R draws)
+    # a deterministic model's decision is already exact; a stochastic one's claims are
+    # confirmed with as many fresh draws as the final verdict takes (R)
     confirmation = (settings.confirm_draws if settings.confirm_draws is not None
                     else settings.draws if stochastic else 0)
     fn = attacks.chunked(model_fn, settings.max_query_batch)

@@ -53,9 +53,9 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     ``decision_draws`` draws, and abort-early compares the mean loss of successive windows of
     max_iterations / 10 steps, so neither hinges on one lucky draw. With ``confirm_draws`` > 0
     an iterate that would become the best so far (or the first success at this c) must also
-    win a majority of that many fresh draws: a thousand near-boundary tests otherwise let the
-    smallest lucky iterate through, and on a K = 10 generative classifier the attack then
-    claimed every image while a fresh majority confirmed 10-75% of them.
+    fool most of that many fresh draws (``utils.confirm``): a thousand near-boundary tests
+    otherwise let the smallest lucky iterate through, and on a K = 10 generative classifier the
+    attack then claimed every image while a fresh majority upheld 10-75% of them.
 
     References:
         Carlini, Wagner. Towards evaluating the robustness of neural networks. IEEE S&P 2017.

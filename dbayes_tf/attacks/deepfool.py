@@ -94,6 +94,7 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 
     active = np.ones(batch, bool)
     steps = np.zeros(batch, np.int64)
     queries = np.ones(batch, np.int64)
+
     def still_classed_y(still_y_by_copies):
         crossed = ~still_y_by_copies.numpy()
         return ~confirm(model_fn, x_now, crossed, labels, False, confirm_draws, queries)
