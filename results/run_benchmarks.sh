@@ -2,7 +2,9 @@
 # Session 3 (2026-11-22): the peer cross-check at N = 100 and on a stochastic gc model (issue #3),
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s3 > results/run_benchmarks.log 2>&1 &
 # Session 4 (2026-11-22): the same cross-checks again with per-image images kept (resumable) and
-# success at fixed L2 budgets, plus ZOO against ART at N = 100:
+# success at fixed L2 budgets, plus ZOO against ART at N = 100 (stopped after the ZOO section, at
+# the end of the session: the CW sections below have not run yet; the earlier sections'
+# bench_attacks_* CW rows stand):
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s4 > results/run_benchmarks_s4.log 2>&1 &
 # Each call rewrites only its own section of results/benchmarks.md, row by row.
 #
