@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from ..metrics import judge  # the final verdict's own draws (metrics imports no attack)
+
 ModelFn = Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -148,8 +150,6 @@ def confirm(model_fn: ModelFn, candidates, claimed: np.ndarray, labels, targeted
     Counts the queries it spends in ``queries`` (in place)."""
     if draws < 1 or not claimed.any():
         return claimed
-    from ..metrics import judge  # the final verdict's own draws; metrics imports no attack
-
     index = np.flatnonzero(claimed)
     classes = judge(model_fn, tf.gather(tf.convert_to_tensor(candidates, tf.float32), index),
                     draws).draws  # [draws, n]

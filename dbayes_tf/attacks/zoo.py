@@ -69,8 +69,8 @@ def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confiden
     For a stochastic model, set ``finite_difference_step`` well above the noise's effect and
     ``queries_per_point`` > 1: every +/- point (and the current point, used to judge success)
     is then the mean loss of that many queries, and ``confirm_draws`` > 0 makes a new best
-    point win a majority of that many fresh queries first (see ``utils.confirm``). Every query
-    is counted.
+    point fool most of that many fresh queries first (see ``utils.confirm``). Every query is
+    counted.
 
     References:
         Chen, Zhang, Sharma, Yi, Hsieh. ZOO: Zeroth order optimization based black-box attacks
