@@ -139,7 +139,8 @@ def main():
 @click.option("--likelihood", type=click.Choice(["gaussian", "bernoulli"]), default="gaussian",
               show_default=True, help="p(x | ...) of latent models; gaussian = paper 1's l2 loss.")
 @click.option("--gaussian-scale", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Pixel std of the gaussian likelihood (default sqrt(0.5): log p = -||x - mu||^2).")
+              help="Pixel std of the gaussian likelihood "
+                   "(default sqrt(0.5): log p = -||x - mu||^2).")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="Dropout rate (default: 0.5 for bnn, 0.2 for gfz / dfz, else 0).")
@@ -147,7 +148,8 @@ def main():
               help="Train on the first N training images only.")
 @click.option("--test-size", type=click.IntRange(min=1), default=None,
               help="Report accuracy on the first N test images only.")
-@click.option("--validation-size", type=click.IntRange(min=0), default=5000, show_default=True)
+@click.option("--validation-size", type=click.IntRange(min=0), default=5000, show_default=True,
+              help="Images held out of the training set (split seed 0); 0 trains on all.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the IDX .gz files (default: $DBAYES_DATA, then data/, ...).")
 @click.option("--config", "preset", type=click.Path(dir_okay=False), default=None,
@@ -189,17 +191,25 @@ def train(ctx: click.Context, **options):
               help="Samples per class (default: each model's own K).")
 @click.option("--dataset", type=click.Choice(["mnist", "fashion_mnist"]), default=None,
               help="Default: the dataset each model was trained on.")
-@click.option("--test-size", type=click.IntRange(min=1), default=None)
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test",
+              show_default=True,
+              help="Which images: the test set, or the model's own validation carve-out (to "
+                   "compare recipes without touching the test set) or training part (to tell "
+                   "under- from over-fitting).")
+@click.option("--test-size", type=click.IntRange(min=1), default=None,
+              help="Use only the first N images of the split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Where to write accuracy.csv / .md (default: the first run directory).")
+              help="Where to write NAME.csv / .md (default: the first run directory).")
 @click.option("--name", default="eval", show_default=True, help="Table file name stem.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def evaluate(run_dirs, k, dataset, test_size, seed, batch_size, data_dir, out, name, quiet):
-    """Clean test accuracy, predictive entropy and NLL of trained models, as one table."""
+def evaluate(run_dirs, k, dataset, split, test_size, seed, batch_size, data_dir, out, name,
+             quiet):
+    """Clean accuracy, predictive entropy and NLL of trained models, as one table (columns
+    named after the split: test_accuracy, validation_accuracy, ...)."""
     from dbayes_tf import data, inference, training
 
     _seed_everything(seed)
@@ -208,16 +218,23 @@ def evaluate(run_dirs, k, dataset, test_size, seed, batch_size, data_dir, out, n
         saved = training.load_run_config(run_dir)
         model = training.load_model(run_dir)
         dataset_name = dataset or saved["train"]["dataset"]
-        if dataset_name not in cache:
-            cache[dataset_name] = data.load_dataset(dataset_name, data_dir=data_dir)
-        split = cache[dataset_name].test.take(test_size)
-        result = inference.evaluate(model, split, k=k, batch_size=batch_size, seed=seed,
+        # the carve-out the model was trained with, so "validation" is images it never saw
+        validation_size = saved["train"].get("validation_size", 5000)
+        key = (dataset_name, validation_size)
+        if key not in cache:
+            cache[key] = data.load_dataset(dataset_name, data_dir=data_dir,
+                                           validation_size=validation_size)
+        images = getattr(cache[key], split).take(test_size)
+        if len(images) == 0:
+            raise click.UsageError(f"{run_dir}: its {split} split is empty (trained with "
+                                   f"validation_size={validation_size})")
+        result = inference.evaluate(model, images, k=k, batch_size=batch_size, seed=seed,
                                     progress=not quiet)
         rows.append((run_dir, {
             "model": saved["model"]["model"], "arch": saved["model"]["arch"],
-            "dataset": dataset_name, "k": result.k, "test_accuracy": result.accuracy,
-            "test_entropy": result.mean_entropy, "test_nll": result.nll, "n_test": result.n,
-            "seed": seed}))
+            "dataset": dataset_name, "k": result.k, f"{split}_accuracy": result.accuracy,
+            f"{split}_entropy": result.mean_entropy, f"{split}_nll": result.nll,
+            f"n_{split}": result.n, "seed": seed}))
     _print_and_save_accuracy(rows, out or run_dirs[0], name)
 
 
@@ -519,8 +536,10 @@ def _print_and_save_accuracy(rows, out_dir, name: str) -> None:
     from dbayes_tf import reporting
 
     frame = pd.DataFrame([{"run": str(run), **metrics} for run, metrics in rows])
-    columns = ["run", "model", "arch", "dataset", "k", "test_accuracy", "test_entropy",
-               "test_nll", "n_test", "seed"]
+    columns = ["run", "model", "arch", "dataset", "k",
+               *[f"{split}_{measure}" for split in ("test", "validation", "train")
+                 for measure in ("accuracy", "entropy", "nll")],
+               "n_test", "n_validation", "n_train", "seed"]
     frame = frame[[c for c in columns if c in frame.columns]]
     env = reporting.environment()
     provenance = (f"Made by: `{_command_line()}`\n\n"

@@ -170,7 +170,8 @@ def _check_explicit_folder(name: str, root: Path, origin: str) -> None:
 
 
 def _load_idx_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    arrays = {key: read_idx(folder / filename, key.split("_")[1]) for key, filename in _FILES.items()}
+    arrays = {key: read_idx(folder / filename, key.split("_")[1])
+              for key, filename in _FILES.items()}
     for split in ("train", "test"):
         n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_images != n_labels:

@@ -68,7 +68,8 @@ class ModelConfig:
         if self.arch not in ARCHS:
             problems.append(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.likelihood not in dist.LIKELIHOODS:
-            problems.append(f"likelihood must be one of {dist.LIKELIHOODS}, got {self.likelihood!r}")
+            problems.append(f"likelihood must be one of {dist.LIKELIHOODS}, "
+                            f"got {self.likelihood!r}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ("k", "train_k", "hidden", "latent_dim", "num_classes"):
@@ -145,7 +146,8 @@ class ConvFeatures(keras.layers.Layer):
         self.pool = pool
         self.convs = [keras.layers.Conv2D(c, 3, strides=1 if pool else 2, padding="same",
                                           activation="relu") for c in channels]
-        self.pools = [keras.layers.MaxPooling2D(2, padding="same") for _ in channels] if pool else []
+        self.pools = ([keras.layers.MaxPooling2D(2, padding="same") for _ in channels]
+                      if pool else [])
         self.flatten = keras.layers.Flatten()
 
     def call(self, x):

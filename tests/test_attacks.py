@@ -62,7 +62,10 @@ def test_truncated_deepfool_is_never_larger_and_still_adversarial(rng):
     labels = np.argmax(x.reshape(8, -1) @ weights + bias, axis=1)
     full = attacks.deepfool(model_fn, x, labels, overshoot=0.5)
     cut = attacks.truncated_deepfool(model_fn, x, labels, overshoot=0.5, bisection_steps=12)
-    size = lambda out: np.linalg.norm((out.x_adv - x).reshape(8, -1), axis=1)
+
+    def size(out):
+        return np.linalg.norm((out.x_adv - x).reshape(8, -1), axis=1)
+
     assert np.all(size(cut) <= size(full) + 1e-6)
     assert np.all(size(cut) < 0.75 * size(full))  # the 50% overshoot is cut back
     assert (np.argmax(cut.x_adv.reshape(8, -1) @ weights + bias, axis=1) != labels).all()

@@ -1,6 +1,7 @@
 import gzip
 import shutil
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -41,6 +42,14 @@ def test_train_then_eval_writes_tables(runner, tmp_path):
     assert result.exit_code == 0, result.output
     table = (tmp_path / "tables" / "eval.csv").read_text()
     assert "gc" in table and ",1," in table  # K = 1 as asked, not the stored K = 2
+
+    # the validation split is the run's own carve-out (200 images here, not the default 5,000)
+    result = runner.invoke(main, ["eval", str(out), "--split", "validation", "--quiet",
+                                  "--out", str(tmp_path / "tables"), "--name", "val"])
+    assert result.exit_code == 0, result.output
+    val = pd.read_csv(tmp_path / "tables" / "val.csv")
+    assert int(val["n_validation"].iloc[0]) == 200 and "test_accuracy" not in val.columns
+    assert 0.0 <= float(val["validation_accuracy"].iloc[0]) <= 1.0
 
     result = runner.invoke(main, ["summarize", str(out), "--out", str(tmp_path / "tables")])
     assert result.exit_code == 0, result.output
