@@ -232,6 +232,16 @@ def table_markdown(rows: list[dict], budgets: list[float] = ()) -> str:
     return reporting.to_markdown(frame, float_format=".4f") if len(frame) else "(no rows yet)"
 
 
+def section_title(args) -> str:
+    """Names what a section measured, so the file's sections can be told apart at a glance."""
+    models = ", ".join(Path(d).name for d in (args.model_dir or ["results/models/mnist_cnn"]))
+    attack_names = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    tools = [t.strip() for t in args.tools.split(",")
+             if any((a, t.strip()) in SUPPORTED for a in attack_names)]
+    return (f"Cross-check: {', '.join(attack_names)} on {models}, N = {args.n_images} "
+            f"(tools: {', '.join(tools)})")
+
+
 def make_section(args, rows, models_info, env, finished: bool) -> str:
     command = getattr(args, "command_line", "python benchmarks/bench_attacks.py")
     cw = cw_settings(args)
@@ -240,7 +250,7 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
     status = "" if finished else "\n\n**Incomplete: the run was still going (or stopped) when " \
         "this was written.**"
     return (
-        f"{MARK_BEGIN}\n## Attacks cross-checked against foolbox and ART ({args.attacks})\n\n"
+        f"{MARK_BEGIN}\n## {section_title(args)}\n\n"
         f"Made by: `{command}`{status}\n\n"
         f"N = {args.n_images} MNIST test images drawn with seed {args.seed} (as `dbayes attack "
         f"--seed {args.seed}` draws them); only those the model classifies correctly by "
@@ -349,7 +359,7 @@ class BatchCache:
                                     **{f"count_{key}": value for key, value in counts.items()})
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", action="append", default=None,
                         help="trained run directory (repeatable; default results/models/"
@@ -412,6 +422,11 @@ def main(argv=None) -> int:
     parser.add_argument("--cached-only", action="store_true",
                         help="attack nothing: report the batches already in --cache-dir (a "
                              "long run stopped part-way gets a row marked partial)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
