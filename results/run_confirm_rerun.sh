@@ -12,7 +12,6 @@ GC=results/models/mnist_gc_cnn_iwae5
 
 attack() {  # attack NAME ARGS...
   local out=results/attacks/$1; shift
-  [ -f "$out/summary.csv" ] && return 0
   local resume=""; [ -f "$out/config.json" ] && resume="--resume"
   echo "== $(date -u +%H:%M:%S) $out"
   dbayes attack "$GC" "$@" --seed 0 --out "$out" $resume --quiet

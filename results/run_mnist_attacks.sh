@@ -11,7 +11,7 @@ GC=results/models/mnist_gc_cnn_iwae5
 
 attack() {  # attack NAME MODEL_DIR ARGS...
   local out=results/attacks/$1 model=$2; shift 2
-  local resume=""; [ -f "$out/summary.csv" ] && return 0
+  local resume=""
   [ -f "$out/config.json" ] && resume="--resume"
   echo "== $(date -u +%H:%M:%S) $out"
   dbayes attack "$model" "$@" --seed 0 --out "$out" $resume --quiet

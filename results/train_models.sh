@@ -63,3 +63,12 @@ queue_c & queue_d & wait
 # with NAME/ARGS: s10 --gaussian-scale 1.0 (stopped after epoch 3, K = 10 validation accuracy
 # 0.934 against 0.969 / 0.961 for the others: pilots/), bern --likelihood bernoulli, and
 # z16 --latent-dim 16 (a smaller code than paper 1's z = 32, so that the label must carry more).
+# Session 5 (2026-11-22): the z = 16 run fits its own training images no better than it
+# classifies test images (K = 10, first 2,000: train 0.9930, validation 0.9890; `results/fit/`,
+# made by `dbayes eval --split train|validation --test-size 2000`), so the model under-fits the
+# classification rather than over-fits it: train longer, and try a smaller code still. Two runs
+# side by side (2 processes on 2 cores):
+#   dbayes train --model gc --train-k 5 --epochs 25 --lr-schedule cosine --latent-dim 8 \
+#     --config configs/paper1_cnn.yaml --out results/models/mnist_gc_cnn_z8_iwae5_cosine25
+#   dbayes train --model gc --train-k 5 --epochs 45 --lr-schedule cosine --latent-dim 16 \
+#     --config configs/paper1_cnn.yaml --out results/models/mnist_gc_cnn_z16_iwae5_cosine45
