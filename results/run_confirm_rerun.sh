@@ -5,6 +5,8 @@
 # settings as run_mnist_attacks.sh / run_mnist_gc10_cw.sh, so each row compares with its
 # predecessor (mnist_gc_* -> mnist_gc_*_confirm). Re-running resumes.
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_confirm_rerun.sh > results/attacks/confirm_rerun.log 2>&1 &
+# Session 5 stopped it (Ctrl-C) after 54 of GC-10's 90 attempts and ran its last summarize by hand;
+# running it again resumes GC-10 and rewrites both tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DBAYES_DATA=${DBAYES_DATA:-../shared/data}
