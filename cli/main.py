@@ -218,8 +218,7 @@ def evaluate(run_dirs, k, dataset, split, test_size, seed, batch_size, data_dir,
         saved = training.load_run_config(run_dir)
         model = training.load_model(run_dir)
         dataset_name = dataset or saved["train"]["dataset"]
-        # the carve-out the model was trained with, so "validation" is images it never saw
-        validation_size = saved["train"].get("validation_size", 5000)
+        validation_size = training.validation_size_of(saved)
         key = (dataset_name, validation_size)
         if key not in cache:
             cache[key] = data.load_dataset(dataset_name, data_dir=data_dir,
@@ -493,9 +492,8 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
     from dbayes_tf import data, detection_run, reporting, training
 
     saved = training.load_run_config(detector_model)
-    # the same validation carve-out as the detector's training run, so "validation" is unseen
     dataset = data.load_dataset(saved["train"]["dataset"], data_dir=data_dir,
-                                validation_size=saved["train"].get("validation_size", 5000))
+                                validation_size=training.validation_size_of(saved))
     _seed_everything(seed)
     frame = detection_run.run_detection(
         method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,

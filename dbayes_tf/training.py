@@ -117,6 +117,12 @@ def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunError(f"{path}: unreadable JSON ({err})") from None
 
 
+def validation_size_of(saved: dict[str, Any]) -> int:
+    """The validation carve-out a run was trained with (runs from before the option existed
+    used 5,000), so that re-loading its data keeps those images unseen."""
+    return int(saved["train"].get("validation_size", 5000))
+
+
 def load_model(run_dir: str | os.PathLike) -> Classifier:
     """Rebuild a trained model from its run directory."""
     run_dir = Path(run_dir)
