@@ -136,12 +136,22 @@ def main():
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
               show_default=True, help="cosine: decay --lr to 0 over all --epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--decoder-bias-init", type=click.Choice(["zero", "data-mean"]), default="zero",
+              show_default=True,
+              help="Latent models: start the decoder's output bias at 0 (Keras' default) or at "
+                   "the logit of the mean training pixel, so that the first steps need not "
+                   "darken every pixel at once (which can saturate the sigmoid for good).")
 @click.option("--likelihood", type=click.Choice(["gaussian", "bernoulli"]), default="gaussian",
               show_default=True, help="p(x | ...) of latent models; gaussian = paper 1's l2 loss.")
 @click.option("--gaussian-scale", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Pixel std of the gaussian likelihood "
                    "(default sqrt(0.5): log p = -||x - mu||^2).")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--vae-channels", type=click.IntRange(min=1), default=None,
+              help="Width of the VAE-CNN's encoder and decoder convolutions (default 64, paper 1).")
+@click.option("--vae-kernel-size", type=click.IntRange(min=1), default=None,
+              help="Kernel size of those convolutions (default 3, paper 1; the DeepBayes "
+                   "reference code uses 5).")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="Dropout rate (default: 0.5 for bnn, 0.2 for gfz / dfz, else 0).")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
@@ -171,10 +181,12 @@ def train(ctx: click.Context, **options):
         options["model"], options["arch"], k=options["k"], train_k=options["train_k"],
         likelihood=options["likelihood"],
         gaussian_scale=options["gaussian_scale"], latent_dim=options["latent_dim"],
+        vae_channels=options["vae_channels"], vae_kernel_size=options["vae_kernel_size"],
         dropout=options["dropout"], seed=options["seed"])
     train_config = training.TrainConfig(
         dataset=options["dataset"], epochs=options["epochs"], batch_size=options["batch_size"],
         lr=options["lr"], lr_schedule=options["lr_schedule"], seed=options["seed"],
+        decoder_bias_init=options["decoder_bias_init"],
         validation_size=options["validation_size"],
         train_size=options["train_size"], test_size=options["test_size"])
     _seed_everything(options["seed"])
@@ -242,8 +254,12 @@ def evaluate(run_dirs, k, dataset, split, test_size, seed, batch_size, data_dir,
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Where to write NAME.csv / NAME.md.")
 @click.option("--name", default="accuracy", show_default=True, help="Table file name stem.")
+@click.option("--first-attempts", type=click.IntRange(min=1), default=None,
+              help="Attack runs: recompute each row from its first N attempts only, so that a "
+                   "run stopped early compares with a finished one on the same attempts (runs "
+                   "must share --n-images, --targeted and --seed; rows only, no ifgsm path).")
 @friendly_errors
-def summarize(run_dirs, out, name):
+def summarize(run_dirs, out, name, first_attempts):
     """Collect finished runs into one table; computes nothing new.
 
     Training runs: their metrics.json, with the papers' numbers and this project's targets
@@ -260,8 +276,10 @@ def summarize(run_dirs, out, name):
         raise UserError(f"RUN_DIRS mix kinds of run ({', '.join(sorted(kinds))}); summarize "
                         "one kind at a time")
     kind = kinds.pop()
+    if first_attempts is not None and kind != "attack":
+        raise UserError("--first-attempts applies to attack runs only")
     if kind != "training":
-        frame, figure = attack_run.collect(run_dirs, kind, out, name)
+        frame, figure = attack_run.collect(run_dirs, kind, out, name, first_attempts)
         provenance = f"Made by: `{_command_line()}` from each run's own tables."
         csv_path, md_path = reporting.write_table(frame, out, name, provenance)
         click.echo(reporting.to_markdown(frame))
@@ -449,8 +467,8 @@ def attack(model_dir, **o):
     shown = pd.DataFrame([summary]).drop(columns=["model_dir"]).T.reset_index()
     shown.columns = ["measure", "value"]
     click.echo(reporting.to_markdown(shown))
-    click.echo(f"\nwrote {Path(o['out']) / 'summary'}.{{csv,md}}, attempts.csv and "
-               "adversarial/*.npz", err=True)
+    click.echo(f"\nrun in {o['out']}: summary.{{csv,md}}, attempts.csv and adversarial/*.npz",
+               err=True)
 
 
 @main.command()

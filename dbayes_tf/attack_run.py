@@ -219,6 +219,11 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
                        "--overwrite to start again, or another --out")
     if resume and existing.is_file():
         _check_resumable(out_dir, reporting.read_json(existing), asked)
+        if _finished(out_dir, plan, settings):
+            # a finished run keeps the command and machine that made it (queue scripts resume
+            # every run they list, finished or not)
+            log(f"{out_dir}: all {len(plan)} attempts already done; nothing to resume")
+            return pd.read_csv(out_dir / "summary.csv").iloc[0].to_dict()
     elif overwrite and out_dir.exists():
         for stale in [out_dir / ATTEMPTS_FILE, *sorted((out_dir / IMAGES_DIR).glob("*.npz"))]:
             stale.unlink(missing_ok=True)
@@ -402,11 +407,37 @@ def _curves(run_dirs, table: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def collect(run_dirs, kind: str, out_dir: str | Path, name: str
-            ) -> tuple[pd.DataFrame, Path | None]:
+def _finished(out_dir: Path, plan: pd.DataFrame, settings: AttackSettings) -> bool:
+    """Every planned attempt done and every table written (an interruption can fall between
+    attempts.csv and summary.csv, or before the ifgsm path)."""
+    done = load_attempts(out_dir)
+    summary = out_dir / "summary.csv"
+    return (len(done) > 0 and set(plan["attempt"]) <= set(done["attempt"])
+            and summary.is_file() and int(pd.read_csv(summary)["attempts"].iloc[0]) == len(plan)
+            and (settings.attack != "ifgsm" or (out_dir / "ifgsm_path.csv").is_file()))
+
+
+def _summary_row(run_dir: Path, first_attempts: int | None) -> pd.DataFrame:
+    saved = pd.read_csv(run_dir / "summary.csv").assign(run=run_dir.name)
+    if first_attempts is None:
+        return saved
+    # the same attempts in every run: a run stopped early against one that finished
+    attempts = load_attempts(run_dir)
+    attempts = attempts[attempts["attempt"] < first_attempts]
+    done = attempts["attempt"].nunique()
+    if done < first_attempts:
+        raise RunError(f"{run_dir}: only {done} of the first {first_attempts} attempts are done")
+    for key, value in metrics.summarize_attempts(attempts).items():
+        saved[key] = value
+    return saved
+
+
+def collect(run_dirs, kind: str, out_dir: str | Path, name: str,
+            first_attempts: int | None = None) -> tuple[pd.DataFrame, Path | None]:
     """One table from many attack runs, or the curves of many FGSM sweeps with one combined
     figure (paper 1 Fig. 1a). When every attack run is an iterative FGSM run, their paths are
-    also combined into NAME_path.{csv,md,png} (Fig. 1b)."""
+    also combined into NAME_path.{csv,md,png} (Fig. 1b). ``first_attempts``: each attack run's
+    row recomputed from its attempts numbered below that only."""
     out_dir = Path(out_dir)
     if kind == "sweep":
         frame = _curves(run_dirs, "fgsm_sweep.csv")
@@ -414,7 +445,15 @@ def collect(run_dirs, kind: str, out_dir: str | Path, name: str
                                        out_dir / f"{name}.png",
                                        title="Untargeted FGSM (paper 1 Fig. 1a)")
         return frame, figure
-    frames = [pd.read_csv(Path(d) / "summary.csv").assign(run=Path(d).name) for d in run_dirs]
+    if first_attempts is not None:
+        # attempt numbers name the same (image, target) pairs only under the same plan
+        plans = {tuple(reporting.read_json(Path(d) / CONFIG_FILE)["settings"][key]
+                       for key in ("n_images", "targeted", "seed")) for d in run_dirs}
+        if len(plans) > 1:
+            raise RunError("--first-attempts compares runs on the same attempts, but these runs "
+                           "differ in --n-images, --targeted or --seed: "
+                           + "; ".join(map(str, sorted(plans))))
+    frames = [_summary_row(Path(d), first_attempts) for d in run_dirs]
     frame = pd.concat(frames, ignore_index=True)
     if "planned" not in frame:  # summaries written before runs recorded their plan size
         frame["planned"] = np.nan
@@ -424,7 +463,7 @@ def collect(run_dirs, kind: str, out_dir: str | Path, name: str
              "l2_mean", "l2_median", "robustness_rho", "seconds_per_attempt"]
     frame = frame[front + [c for c in frame.columns if c not in front + ["model_dir"]]]
     figure = None
-    if all((Path(d) / "ifgsm_path.csv").is_file() for d in run_dirs):
+    if first_attempts is None and all((Path(d) / "ifgsm_path.csv").is_file() for d in run_dirs):
         path = _curves(run_dirs, "ifgsm_path.csv")
         reporting.write_table(path, out_dir, f"{name}_path",
                               "Per-iteration accuracy to the original class, to the target, "

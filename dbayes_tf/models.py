@@ -58,6 +58,11 @@ class ModelConfig:
     train_k: int = 1  # importance samples inside the training bound (1 = the ELBO)
     conv_channels: int = 128  # the discriminative CNN's width
     vae_channels: int = 64  # the VAE encoder / decoder convolutions' width
+    vae_kernel_size: int = 3  # paper 1: 3 x 3; the DeepBayes reference code uses 5 x 5
+    # Initial bias of the decoder's output layer (the pixel logit before the sigmoid).
+    # training.train sets it to the logit of the mean training pixel when asked: started at 0
+    # (grey), the first Adam steps darken every pixel at once and can saturate the sigmoid.
+    decoder_bias: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -72,7 +77,8 @@ class ModelConfig:
                             f"got {self.likelihood!r}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("k", "train_k", "hidden", "latent_dim", "num_classes"):
+        for name in ("k", "train_k", "hidden", "latent_dim", "num_classes", "vae_channels",
+                     "vae_kernel_size", "conv_channels"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.gaussian_scale <= 0:
@@ -117,14 +123,16 @@ class DenseStack(keras.layers.Layer):
     """
 
     def __init__(self, units: list[int], output_units: int | None = None, *, rate: float = 0.0,
-                 conditioned: bool = False, **kwargs):
+                 conditioned: bool = False, output_bias: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.rate = rate
         self.conditioned = conditioned
         self.hidden_layers = [keras.layers.Dense(u) for u in units]
         self.condition_layer = (keras.layers.Dense(units[0], use_bias=False)
                                 if conditioned else None)
-        self.output_layer = keras.layers.Dense(output_units) if output_units else None
+        self.output_layer = keras.layers.Dense(
+            output_units, bias_initializer=keras.initializers.Constant(output_bias)
+        ) if output_units else None
 
     def call(self, features, condition=None, seed=None):
         seeds = dist.split_seed(seed, len(self.hidden_layers)) if seed is not None else None
@@ -141,10 +149,10 @@ class ConvFeatures(keras.layers.Layer):
     """x-only convolutional features, flattened. ``pool=True``: conv + 2x2 max-pool (the CNN);
     ``pool=False``: stride-2 convolutions (the VAE encoder)."""
 
-    def __init__(self, channels: list[int], *, pool: bool, **kwargs):
+    def __init__(self, channels: list[int], *, pool: bool, kernel_size: int = 3, **kwargs):
         super().__init__(**kwargs)
         self.pool = pool
-        self.convs = [keras.layers.Conv2D(c, 3, strides=1 if pool else 2, padding="same",
+        self.convs = [keras.layers.Conv2D(c, kernel_size, strides=1 if pool else 2, padding="same",
                                           activation="relu") for c in channels]
         self.pools = ([keras.layers.MaxPooling2D(2, padding="same") for _ in channels]
                       if pool else [])
@@ -162,13 +170,15 @@ class ConvFeatures(keras.layers.Layer):
 class ImageDecoder(keras.layers.Layer):
     """Maps a code [N, D] to the image likelihood's unconstrained parameters [N, H, W, C]."""
 
-    def __init__(self, arch: str, image_shape, hidden: int, channels: int, rate: float, **kwargs):
+    def __init__(self, arch: str, image_shape, hidden: int, channels: int, rate: float,
+                 kernel_size: int = 3, output_bias: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.arch = arch
         self.image_shape = tuple(image_shape)
         height, width, depth = self.image_shape
         if arch == "mlp":
-            self.mlp = DenseStack([hidden, hidden], int(np.prod(self.image_shape)), rate=rate)
+            self.mlp = DenseStack([hidden, hidden], int(np.prod(self.image_shape)), rate=rate,
+                                  output_bias=output_bias)
             self.deconvs = []
         else:
             if height % 4 or width % 4:
@@ -176,11 +186,13 @@ class ImageDecoder(keras.layers.Layer):
             self.base = (height // 4, width // 4, channels)
             self.mlp = DenseStack([hidden], int(np.prod(self.base)), rate=rate)
             self.deconvs = [
-                keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same",
+                keras.layers.Conv2DTranspose(channels, kernel_size, strides=1, padding="same",
                                              activation="relu"),
-                keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
+                keras.layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
                                              activation="relu"),
-                keras.layers.Conv2DTranspose(depth, 3, strides=2, padding="same"),
+                keras.layers.Conv2DTranspose(
+                    depth, kernel_size, strides=2, padding="same",
+                    bias_initializer=keras.initializers.Constant(output_bias)),
             ]
 
     def call(self, code, seed=None):
@@ -195,7 +207,8 @@ class ImageDecoder(keras.layers.Layer):
 
 def _x_features(config: ModelConfig, name: str) -> keras.layers.Layer:
     if config.arch == "cnn":
-        return ConvFeatures([config.vae_channels] * 3, pool=False, name=name)
+        return ConvFeatures([config.vae_channels] * 3, pool=False,
+                            kernel_size=config.vae_kernel_size, name=name)
     # For the MLP arch the x-features are just the flattened pixels; the first Dense of the
     # conditioned head then acts on [x, y] exactly as an MLP on the concatenation would.
     return keras.layers.Flatten(name=name)
@@ -334,6 +347,7 @@ class LatentVariableClassifier(Classifier):
         self.encoder_head = DenseStack([c.hidden] * encoder_depth, 2 * c.latent_dim, rate=rate,
                                        conditioned=True, name="encoder_head")
         self.decoder = ImageDecoder(c.arch, c.image_shape, c.hidden, c.vae_channels, rate,
+                                    kernel_size=c.vae_kernel_size, output_bias=c.decoder_bias,
                                     name="decoder")
         if self.graph == "gfz":  # p(y | z)
             self.label_model = DenseStack([c.hidden, c.hidden], c.num_classes, rate=rate,

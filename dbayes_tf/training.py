@@ -35,6 +35,14 @@ METRICS_FILE = "metrics.json"
 
 
 LR_SCHEDULES = ("constant", "cosine")
+DECODER_BIAS_INITS = ("zero", "data-mean")
+
+
+def mean_pixel_logit(images: np.ndarray) -> float:
+    """logit of the mean pixel value: the decoder output whose sigmoid is the average image
+    intensity (MNIST: 0.13 -> -1.90). Rounded, so that config.json holds a readable number."""
+    mean = float(np.clip(np.mean(images, dtype=np.float64), 1e-3, 1 - 1e-3))
+    return round(float(np.log(mean) - np.log1p(-mean)), 4)
 
 
 class RunError(RuntimeError):
@@ -56,6 +64,9 @@ class TrainConfig:
     # "cosine" decays the learning rate from lr to 0 over all epochs' steps (Loshchilov &
     # Hutter 2017); the schedule then depends on --epochs, which --resume may not change.
     lr_schedule: str = "constant"
+    # "data-mean": start the decoder's output bias at the logit of the mean training pixel
+    # (sets ModelConfig.decoder_bias); "zero": leave ModelConfig.decoder_bias (0 by default).
+    decoder_bias_init: str = "zero"
 
     def __post_init__(self):
         problems = []
@@ -69,6 +80,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be positive, got {value}")
+        if self.decoder_bias_init not in DECODER_BIAS_INITS:
+            problems.append(f"decoder_bias_init must be one of {DECODER_BIAS_INITS}, "
+                            f"got {self.decoder_bias_init!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule must be one of {LR_SCHEDULES}, "
                             f"got {self.lr_schedule!r}")
@@ -88,16 +102,22 @@ _RESUMABLE_CHANGES = ("epochs", "test_size", "eval_batch_size", "validate_every_
 
 def _check_resumable(run_dir: Path, saved: dict[str, Any], model_config: ModelConfig,
                      train_config: TrainConfig) -> None:
-    if saved.get("model") != model_config.to_dict():
+    # through from_dict, so that runs saved before a config field existed compare on its default
+    saved_model = saved.get("model")
+    if saved_model is None or ModelConfig.from_dict(saved_model).to_dict() \
+            != model_config.to_dict():
         raise RunError(f"{run_dir}: --resume with a different model config than the saved "
                        f"one ({CONFIG_FILE}); use the same options or another --out")
     asked = dataclasses.asdict(train_config)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    saved_train = dataclasses.asdict(TrainConfig(**{
+        key: value for key, value in (saved.get("train") or {}).items() if key in known}))
     free = _RESUMABLE_CHANGES if train_config.lr_schedule == "constant" else tuple(
         key for key in _RESUMABLE_CHANGES if key != "epochs")
-    changed = sorted(key for key, value in (saved.get("train") or {}).items()
+    changed = sorted(key for key, value in saved_train.items()
                      if key not in free and asked.get(key) != value)
     if changed:
-        details = ", ".join(f"{key}: saved {saved['train'][key]!r}, asked {asked.get(key)!r}"
+        details = ", ".join(f"{key}: saved {saved_train[key]!r}, asked {asked.get(key)!r}"
                             for key in changed)
         raise RunError(f"{run_dir}: --resume with different training settings ({details}); "
                        "use the same options or another --out")
@@ -157,6 +177,16 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     train_split = dataset.train.take(train_config.train_size)
     test_split = dataset.test.take(train_config.test_size)
 
+    if train_config.decoder_bias_init == "data-mean":
+        if not model_config.is_latent:
+            raise RunError(f"--decoder-bias-init data-mean is for models with a decoder (gc, "
+                           f"gfz, dfz), not {model_config.model}")
+        resuming = resume and state_path.exists()
+        # a resumed run keeps the number it started with, whatever the data's mean rounds to now
+        bias = (load_run_config(run_dir)["model"].get("decoder_bias") if resuming else None)
+        model_config = dataclasses.replace(
+            model_config, decoder_bias=mean_pixel_logit(train_split.images) if bias is None
+            else bias)
     # Initial weights come from Keras' global seed: fix it so the same seed builds the same model.
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config)

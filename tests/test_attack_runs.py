@@ -42,6 +42,37 @@ def test_attack_cli_writes_attempts_images_and_summary(runner, trained_runs, tmp
     assert again.exit_code == 1 and "--resume" in again.output
 
 
+def test_summarize_first_attempts_compares_runs_on_the_same_attempts(runner, trained_runs,
+                                                                     tmp_path):
+    out = tmp_path / "df"
+    result = _attack(runner, trained_runs["mlp"], out, "--attack", "deepfool", "--n-images",
+                     "12", "--batch-size", "6")
+    assert result.exit_code == 0, result.output
+    attempts = pd.read_csv(out / "attempts.csv")
+    tables = tmp_path / "tables"
+    result = runner.invoke(main, ["summarize", str(out), "--out", str(tables), "--name", "t",
+                                  "--first-attempts", "5"])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(tables / "t.csv").iloc[0]
+    first = attempts[attempts["attempt"] < 5]
+    assert row["attempts"] == 5 and row["planned"] == 12
+    assert row["l2_mean"] == pytest.approx(first.loc[first["success"], "l2"].mean())
+    whole = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["l2_mean"] != pytest.approx(whole["l2_mean"])  # not the whole run's row
+    result = runner.invoke(main, ["summarize", str(out), "--out", str(tables),
+                                  "--first-attempts", "13"])
+    assert result.exit_code == 1 and "only 12 of the first 13" in result.output
+    result = runner.invoke(main, ["summarize", str(trained_runs["mlp"]), "--out", str(tables),
+                                  "--first-attempts", "3"])
+    assert result.exit_code == 1 and "attack runs only" in result.output
+    other = tmp_path / "df7"  # another plan: attempt 3 is another image there
+    assert _attack(runner, trained_runs["mlp"], other, "--attack", "deepfool", "--n-images",
+                   "7").exit_code == 0
+    result = runner.invoke(main, ["summarize", str(out), str(other), "--out", str(tables),
+                                  "--first-attempts", "5"])
+    assert result.exit_code == 1 and "differ in --n-images" in result.output
+
+
 def test_targeted_all_gives_every_other_class_and_stochastic_judgement(runner, trained_runs,
                                                                        tmp_path):
     out = tmp_path / "cw"
@@ -93,6 +124,19 @@ def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_s
         pd.read_csv(tmp_path / "split" / "attempts.csv").drop(columns=drop))
     for key in ("success_rate", "l2_mean", "error_adv"):
         assert straight[key] == resumed[key]
+    written = {f.name: f.read_bytes() for f in (tmp_path / "split").iterdir() if f.is_file()}
+    again = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
+                                  tmp_path / "split", resume=True, command="later", **kw)
+    assert again["success_rate"] == resumed["success_rate"]
+    assert written == {f.name: f.read_bytes() for f in (tmp_path / "split").iterdir()
+                       if f.is_file()}  # a finished run is left as it was made
+    # ...unless an interruption fell between attempts.csv and summary.csv: then the summary is
+    # brought up to date
+    stale = pd.read_csv(tmp_path / "split" / "summary.csv").assign(attempts=6)
+    stale.to_csv(tmp_path / "split" / "summary.csv", index=False)
+    attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
+                          tmp_path / "split", resume=True, **kw)
+    assert pd.read_csv(tmp_path / "split" / "summary.csv")["attempts"].iloc[0] == 9
     changed = attack_run.AttackSettings(**{**settings.__dict__, "draws": 5})
     with pytest.raises(Exception, match="different settings"):
         attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, changed,

@@ -71,11 +71,27 @@ def test_preset_is_read_and_the_command_line_wins(runner, tmp_path):
     assert saved["k"] == 3 and saved["latent_dim"] == 5 and saved["arch"] == "mlp"
 
 
+def test_vae_width_and_kernel_options_are_stored_with_the_model(runner, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--model", "gc", "--arch", "cnn", "--latent-dim", "4",
+                                  "--vae-channels", "4", "--vae-kernel-size", "5",
+                                  "--decoder-bias-init", "data-mean", "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    saved = reporting.read_json(out / "config.json")
+    assert saved["model"]["vae_channels"] == 4 and saved["model"]["vae_kernel_size"] == 5
+    assert saved["model"]["decoder_bias"] < -1
+    assert saved["train"]["decoder_bias_init"] == "data-mean"
+    result = runner.invoke(main, ["train", "--model", "cnn", "--decoder-bias-init", "data-mean",
+                                  "--out", str(tmp_path / "cnn"), *TINY])
+    assert result.exit_code == 1 and "not cnn" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--model", "svm", "--out", "x"], "Invalid value for '--model'"),
     (["train", "--lr", "5", "--out", "x"], "Invalid value for '--lr'"),
     (["train", "--model", "cnn", "--arch", "mlp", "--out", "x"], "always arch"),
     (["train", "--epochs", "0", "--out", "x"], "Invalid value for '--epochs'"),
+    (["train", "--vae-kernel-size", "0", "--out", "x"], "Invalid value for '--vae-kernel-size'"),
     (["eval", "does/not/exist"], "no such run directory"),
 ])
 def test_bad_arguments_give_a_clear_error(runner, tmp_path, args, message):

@@ -189,7 +189,19 @@ def test_recon_and_marginal_on_latent_models(mnist_small):
     (dict(model="gc", arch="mlp", dropout=1.5), "dropout"),
     (dict(model="gc", arch="mlp", k=0), "k must be"),
     (dict(model="gc", arch="mlp", likelihood="poisson"), "likelihood"),
+    (dict(model="gc", arch="cnn", vae_kernel_size=0), "vae_kernel_size must be"),
 ])
 def test_bad_model_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.resolve_config(**kwargs)
+
+
+def test_vae_kernel_size_reaches_every_encoder_and_decoder_convolution(mnist_small):
+    model = tiny("gc", "cnn", vae_kernel_size=5)
+    convs = model.encoder_features.convs + model.decoder.deconvs
+    assert len(convs) == 6 and all(conv.kernel.shape[:2] == (5, 5) for conv in convs)
+    # the DenseStack heads do not care; the decoder still ends on the image's own grid
+    mean = model.reconstruct(mnist_small.test.images[:3], mnist_small.test.labels[:3])
+    assert mean.shape == (3, 28, 28, 1)
+    default = tiny("gc", "cnn")
+    assert default.encoder_features.convs[0].kernel.shape[:2] == (3, 3)  # paper 1's 3 x 3

@@ -117,3 +117,54 @@ def test_cosine_schedule_decays_to_zero_and_fixes_the_epoch_count(tmp_path, mnis
                        progress=False, log=lambda message: None)
     with pytest.raises(ValueError, match="lr_schedule"):
         training.TrainConfig(lr_schedule="step")
+
+
+@pytest.mark.parametrize("arch", ["cnn", "mlp"])
+def test_data_mean_decoder_bias_starts_the_output_at_the_mean_pixel(tmp_path, mnist_small, arch):
+    config = models.resolve_config("gc", arch, hidden=16, latent_dim=3, vae_channels=4)
+    train_config = training.TrainConfig(dataset="mnist", epochs=1, batch_size=50, seed=3,
+                                        validate_every_epoch=False,
+                                        decoder_bias_init="data-mean", train_size=100)
+    training.train(config, train_config, tmp_path / "run", dataset=mnist_small, progress=False,
+                   log=lambda message: None)
+    saved = models.ModelConfig.from_dict(
+        training.load_run_config(tmp_path / "run")["model"])
+    mean = mnist_small.train.images[:100].mean()
+    assert 1 / (1 + np.exp(-saved.decoder_bias)) == pytest.approx(mean, abs=1e-4)
+    assert saved.decoder_bias < -1  # MNIST is mostly black: about -1.9, far from Keras' 0
+    fresh = models.build_model(saved)  # before training: every output pixel at that bias
+    out = fresh.decoder.deconvs[-1] if arch == "cnn" else fresh.decoder.mlp.output_layer
+    np.testing.assert_allclose(out.bias.numpy(), saved.decoder_bias, rtol=1e-6)
+    # the default leaves Keras' zero
+    assert models.resolve_config("gc", arch).decoder_bias == 0.0
+
+
+def test_resume_a_run_saved_before_a_model_field_existed(tmp_path, mnist_small):
+    kw = dict(hidden=16, latent_dim=3)
+    _train(tmp_path, mnist_small, "gc", "mlp", 1, **kw)
+    path = tmp_path / "run" / "config.json"
+    saved = training.reporting.read_json(path)
+    for newer in ("vae_kernel_size", "decoder_bias"):
+        del saved["model"][newer]
+    training.reporting.write_json(path, saved)
+    metrics, _ = _train(tmp_path, mnist_small, "gc", "mlp", 2, resume=True, **kw)
+    assert metrics["epochs"] == 2
+
+
+def test_resume_keeps_the_decoder_bias_a_run_started_with(tmp_path, mnist_small):
+    config = models.resolve_config("gc", "mlp", hidden=16, latent_dim=3)
+
+    def run(epochs, resume):
+        train_config = training.TrainConfig(dataset="mnist", epochs=epochs, batch_size=50,
+                                            seed=3, validate_every_epoch=False, train_size=100,
+                                            decoder_bias_init="data-mean")
+        training.train(config, train_config, tmp_path / "run", dataset=mnist_small,
+                       resume=resume, progress=False, log=lambda message: None)
+
+    run(1, False)
+    path = tmp_path / "run" / "config.json"
+    saved = training.reporting.read_json(path)
+    saved["model"]["decoder_bias"] = -1.5  # as if the data's mean now rounded differently
+    training.reporting.write_json(path, saved)
+    run(2, True)
+    assert training.load_run_config(tmp_path / "run")["model"]["decoder_bias"] == -1.5
