@@ -6,7 +6,9 @@
 # predecessor (mnist_gc_* -> mnist_gc_*_confirm). Re-running resumes.
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_confirm_rerun.sh > results/attacks/confirm_rerun.log 2>&1 &
 # Session 5 stopped it (Ctrl-C) after 54 of GC-10's 90 attempts and ran its last summarize by hand;
-# running it again resumes GC-10 and rewrites both tables.
+# running it again resumes GC-10 and rewrites both tables. Session 6 did so and GC-10 finished
+# (its first resume crashed on its first new batch because the library's source was edited
+# under it, see confirm_rerun.log; the second completed the 36 attempts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DBAYES_DATA=${DBAYES_DATA:-../shared/data}
