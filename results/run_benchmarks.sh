@@ -6,6 +6,9 @@
 # the end of the session: the CW sections below have not run yet; the earlier sections'
 # bench_attacks_* CW rows stand):
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s4 > results/run_benchmarks_s4.log 2>&1 &
+# Session 6 (2026-11-23) ran the last bench of s4 alone (ART's CW on the CNN, niced, beside a
+# training, then alone) from a frozen copy of the code; it finished (all 5 batches cached in
+# results/bench_attacks/bench_cnn100_cw_art/, log results/run_benchmarks_s6.log).
 # Each call rewrites only its own section of results/benchmarks.md, row by row.
 #
 # Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
