@@ -219,11 +219,12 @@ def run_attack(model, model_dir: str | Path, split: Split, settings: AttackSetti
                        "--overwrite to start again, or another --out")
     if resume and existing.is_file():
         _check_resumable(out_dir, reporting.read_json(existing), asked)
-        if _finished(out_dir, plan, settings):
+        finished = _finished_summary(out_dir, plan, settings)
+        if finished is not None:
             # a finished run keeps the command and machine that made it (queue scripts resume
             # every run they list, finished or not)
             log(f"{out_dir}: all {len(plan)} attempts already done; nothing to resume")
-            return pd.read_csv(out_dir / "summary.csv").iloc[0].to_dict()
+            return finished
     elif overwrite and out_dir.exists():
         for stale in [out_dir / ATTEMPTS_FILE, *sorted((out_dir / IMAGES_DIR).glob("*.npz"))]:
             stale.unlink(missing_ok=True)
@@ -407,14 +408,19 @@ def _curves(run_dirs, table: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _finished(out_dir: Path, plan: pd.DataFrame, settings: AttackSettings) -> bool:
-    """Every planned attempt done and every table written (an interruption can fall between
-    attempts.csv and summary.csv, or before the ifgsm path)."""
+def _finished_summary(out_dir: Path, plan: pd.DataFrame, settings: AttackSettings
+                      ) -> dict[str, Any] | None:
+    """The saved summary row if every planned attempt is done and every table written (an
+    interruption can fall between attempts.csv and summary.csv, or before the ifgsm path),
+    else None."""
     done = load_attempts(out_dir)
-    summary = out_dir / "summary.csv"
-    return (len(done) > 0 and set(plan["attempt"]) <= set(done["attempt"])
-            and summary.is_file() and int(pd.read_csv(summary)["attempts"].iloc[0]) == len(plan)
-            and (settings.attack != "ifgsm" or (out_dir / "ifgsm_path.csv").is_file()))
+    summary_path = out_dir / "summary.csv"
+    if not (len(done) and set(plan["attempt"]) <= set(done["attempt"])
+            and summary_path.is_file()
+            and (settings.attack != "ifgsm" or (out_dir / "ifgsm_path.csv").is_file())):
+        return None
+    summary = pd.read_csv(summary_path).iloc[0].to_dict()
+    return summary if int(summary["attempts"]) == len(plan) else None
 
 
 def _summary_row(run_dir: Path, first_attempts: int | None) -> pd.DataFrame:

@@ -176,14 +176,14 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
                                         validation_size=train_config.validation_size)
     train_split = dataset.train.take(train_config.train_size)
     test_split = dataset.test.take(train_config.test_size)
+    saved = load_run_config(run_dir) if resume and state_path.exists() else None
 
     if train_config.decoder_bias_init == "data-mean":
         if not model_config.is_latent:
             raise RunError(f"--decoder-bias-init data-mean is for models with a decoder (gc, "
                            f"gfz, dfz), not {model_config.model}")
-        resuming = resume and state_path.exists()
         # a resumed run keeps the number it started with, whatever the data's mean rounds to now
-        bias = (load_run_config(run_dir)["model"].get("decoder_bias") if resuming else None)
+        bias = saved["model"].get("decoder_bias") if saved else None
         model_config = dataclasses.replace(
             model_config, decoder_bias=mean_pixel_logit(train_split.images) if bias is None
             else bias)
@@ -200,8 +200,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     history: list[dict[str, Any]] = []
     earlier_commands: list[str | None] = []
     start_epoch = 0
-    if resume and state_path.exists():
-        saved = load_run_config(run_dir)
+    if saved is not None:
         _check_resumable(run_dir, saved, model_config, train_config)
         optimizer.build(model.trainable_weights)  # so that load_weights restores its state too
         model.load_weights(str(run_dir / WEIGHTS_FILE))
