@@ -210,7 +210,10 @@ def train(ctx: click.Context, **options):
                    "under- from over-fitting).")
 @click.option("--test-size", type=click.IntRange(min=1), default=None,
               help="Use only the first N images of the split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True,
+              help="Evaluation seed (the model's random draws); repeat it (--seed 0 --seed 1 "
+                   "--seed 2) for one row per seed, to see the Monte-Carlo spread of the "
+                   "estimate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -218,13 +221,12 @@ def train(ctx: click.Context, **options):
 @click.option("--name", default="eval", show_default=True, help="Table file name stem.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def evaluate(run_dirs, k, dataset, split, test_size, seed, batch_size, data_dir, out, name,
+def evaluate(run_dirs, k, dataset, split, test_size, seeds, batch_size, data_dir, out, name,
              quiet):
     """Clean accuracy, predictive entropy and NLL of trained models, as one table (columns
     named after the split: test_accuracy, validation_accuracy, ...)."""
     from dbayes_tf import data, inference, training
 
-    _seed_everything(seed)
     rows, cache = [], {}
     for run_dir in run_dirs:
         saved = training.load_run_config(run_dir)
@@ -239,13 +241,15 @@ def evaluate(run_dirs, k, dataset, split, test_size, seed, batch_size, data_dir,
         if len(images) == 0:
             raise click.UsageError(f"{run_dir}: its {split} split is empty (trained with "
                                    f"validation_size={validation_size})")
-        result = inference.evaluate(model, images, k=k, batch_size=batch_size, seed=seed,
-                                    progress=not quiet)
-        rows.append((run_dir, {
-            "model": saved["model"]["model"], "arch": saved["model"]["arch"],
-            "dataset": dataset_name, "k": result.k, f"{split}_accuracy": result.accuracy,
-            f"{split}_entropy": result.mean_entropy, f"{split}_nll": result.nll,
-            f"n_{split}": result.n, "seed": seed}))
+        for seed in dict.fromkeys(seeds):  # repeated seeds once, in the order given
+            _seed_everything(seed)
+            result = inference.evaluate(model, images, k=k, batch_size=batch_size, seed=seed,
+                                        progress=not quiet)
+            rows.append((run_dir, {
+                "model": saved["model"]["model"], "arch": saved["model"]["arch"],
+                "dataset": dataset_name, "k": result.k, f"{split}_accuracy": result.accuracy,
+                f"{split}_entropy": result.mean_entropy, f"{split}_nll": result.nll,
+                f"n_{split}": result.n, "seed": seed}))
     _print_and_save_accuracy(rows, out or run_dirs[0], name)
 
 

@@ -43,6 +43,20 @@ def test_train_then_eval_writes_tables(runner, tmp_path):
     table = (tmp_path / "tables" / "eval.csv").read_text()
     assert "gc" in table and ",1," in table  # K = 1 as asked, not the stored K = 2
 
+    # repeated --seed: one row per evaluation seed, each as it would be alone
+    result = runner.invoke(main, ["eval", str(out), "--test-size", "100", "--quiet", "--seed",
+                                  "0", "--seed", "1", "--seed", "0", "--out",
+                                  str(tmp_path / "tables"), "--name", "seeds"])
+    assert result.exit_code == 0, result.output
+    seeds = pd.read_csv(tmp_path / "tables" / "seeds.csv")
+    assert list(seeds["seed"]) == [0, 1]
+    assert seeds["test_nll"].iloc[0] != seeds["test_nll"].iloc[1]  # fresh draws per seed
+    result = runner.invoke(main, ["eval", str(out), "--test-size", "100", "--quiet", "--seed",
+                                  "1", "--out", str(tmp_path / "tables"), "--name", "seed1"])
+    assert result.exit_code == 0, result.output
+    alone = pd.read_csv(tmp_path / "tables" / "seed1.csv")
+    assert alone["test_nll"].iloc[0] == seeds["test_nll"].iloc[1]
+
     # the validation split is the run's own carve-out (200 images here, not the default 5,000)
     result = runner.invoke(main, ["eval", str(out), "--split", "validation", "--quiet",
                                   "--out", str(tmp_path / "tables"), "--name", "val"])
