@@ -98,5 +98,15 @@ queue_c & queue_d & wait
 #     --out results/models/mnist_gc_cnn_z16_bias_iwae5_cosine25
 # 0.9904 at K = 10 with evaluation seed 0 (0.9890 / 0.9884 with seeds 1 / 2); the c128 run
 # above reads 0.9890 (0.9896 / 0.9893). Both ran side by side with attack runs (3-4 processes on
-# 2 cores). The bias recipe, the cheaper of the two, is now the gc entry of
+# 2 cores). The bias recipe, the cheaper of the two, was then the gc entry of
 # configs/paper1_cnn.yaml.
+# Session 7 (2026-11-23): the two session-6 changes together, each run alone on the machine
+# (about 125 s per epoch), from a frozen copy of the code:
+#   dbayes train --model gc --train-k 5 --epochs 25 --lr-schedule cosine --latent-dim 16 \
+#     --vae-channels 128 --decoder-bias-init data-mean --config configs/paper1_cnn.yaml \
+#     --out results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25
+# 0.9905 / 0.9903 / 0.9908 at K = 10 with evaluation seeds 0 / 1 / 2 (results/fit/, made by
+# `dbayes eval RUN --seed S --out results/fit --name gc_cnn_z16_c128_bias_test_seedS`). This
+# recipe is now the gc entry of configs/paper1_cnn.yaml. The same recipe with training seed 1:
+#   ... the same options ... --seed 1 \
+#     --out results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25_seed1
