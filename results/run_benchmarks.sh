@@ -9,6 +9,10 @@
 # Session 6 (2026-11-23) ran the last bench of s4 alone (ART's CW on the CNN, niced, beside a
 # training, then alone) from a frozen copy of the code; it finished (all 5 batches cached in
 # results/bench_attacks/bench_cnn100_cw_art/, log results/run_benchmarks_s6.log).
+# Session 7 (2026-11-23): the last two cells of the N = 100 cross-check, on the gc model, from a
+# frozen copy of the code, after the session's training had finished (alone on the machine):
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s7 > results/run_benchmarks_s7.log 2>&1 &
+# Both are resumable batch by batch (20 images); a later session re-runs the same line.
 # Each call rewrites only its own section of results/benchmarks.md, row by row.
 #
 # Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
@@ -49,8 +53,19 @@ session4() {
   bench --model-dir $cnn --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
     --section bench_cnn100_cw_art --resume --note "$load"
 }
+session7() {
+  local gc=results/models/mnist_gc_mlp_iwae5
+  local alone='run alone on the machine (one process on 2 cores)'
+  # ART's CW on the gc model: about a minute per image, no abort early.
+  bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
+    --section bench_gc100_cw_art --resume --note "$alone"
+  # ZOO on the gc model, ours and ART's ZooAttack: several minutes per image for ours.
+  bench --model-dir $gc --n-images 100 --attacks zoo --tools ours,art \
+    --section bench_gc100_zoo --resume --note "$alone"
+}
 case "${1:-}" in
   s3) session3 ;;
   s4) session4 ;;
-  *) echo "usage: $0 s3|s4 (the queue of session 3 or 4)" >&2; exit 2 ;;
+  s7) session7 ;;
+  *) echo "usage: $0 s3|s4|s7 (the queue of session 3, 4 or 7)" >&2; exit 2 ;;
 esac
