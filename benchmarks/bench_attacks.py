@@ -5,8 +5,10 @@ classifies correctly by majority over R fresh draws) and judges every tool's fin
 same way (majority over R draws, ``dbayes_tf.metrics.judge``; L2 from
 ``dbayes_tf.metrics.distortions``). The table goes to ``results/benchmarks.md`` between the
 "bench_attacks" markers (that section is replaced, the rest of the file is kept) and is
-re-written after every row, so an interrupted run keeps what it finished. Every finished batch's
-adversarial images are kept under ``--cache-dir`` (one ``.npz`` per batch, written atomically):
+re-written after every attack. Within an attack the batches are the outer loop and the tools the
+inner one, so a run stopped part-way has every tool's finished batches on the same images. Every
+finished batch's adversarial images are kept under ``--cache-dir`` (one ``.npz`` per batch,
+written atomically):
 ``--resume`` reuses them, so a peer that needs hours (ART's CW: about a minute per image) can be
 run in pieces, and the images stay for later analysis.
 
@@ -359,6 +361,84 @@ class BatchCache:
                                     **{f"count_{key}": value for key, value in counts.items()})
 
 
+class ToolRun:
+    """One tool's attack on one model, batch by batch: finished batches come from (and go to)
+    the ``BatchCache``; with ``--cached-only`` the first missing batch ends it ("partial"); a
+    tool that raises stops there and its row reports the error, the other tools go on."""
+
+    def __init__(self, attack: str, tool: str, label: str, model_dir: str, stochastic: bool,
+                 k: int, args, n_batches: int):
+        self.attack, self.tool, self.label, self.args = attack, tool, label, args
+        self.stochastic, self.n_batches = stochastic, n_batches
+        self.cache = BatchCache(
+            Path(args.cache_dir) / args.section / Path(model_dir).name / f"{attack}_{tool}",
+            settings_of(args, model_dir, k, stochastic, attack, tool),
+            args.resume or args.cached_only)
+        self.seconds, self.counts, self.batches = 0.0, {}, []
+        self.done: int | None = None  # images covered when stopped early; None: all of them
+        self.notes: list[str] = []
+        self.error: Exception | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.done is None and self.error is None
+
+    def attack_batch(self, b: int, start: int, xb, yb, stream) -> None:
+        if not self.active:
+            return
+        try:
+            cached = self.cache.load(b)
+            if cached is None and self.args.cached_only:
+                self.done = start  # the row covers the finished batches only
+                self.notes.append(f"partial: {b} of {self.n_batches} batches")
+                return
+            if cached is None:
+                stream.reset([self.args.seed, b])
+                began = time.perf_counter()
+                x_adv, found = RUNNERS[self.tool](self.attack, stream, xb, yb, self.args,
+                                                  self.stochastic,
+                                                  self.args.seed * 100_003 + b)
+                batch_seconds = time.perf_counter() - began
+                x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
+                outside = np.abs(np.clip(x_adv, 0, 1) - x_adv).reshape(
+                    len(xb), -1).max(axis=1) > 1e-6
+                found["clipped"] = int(outside.sum())
+                x_adv = np.clip(x_adv, 0, 1)
+                self.cache.save(b, x_adv, batch_seconds, found)
+            else:
+                x_adv, batch_seconds, found = cached
+        except Exception as err:  # noqa: BLE001 (a tool's failure is a result)
+            traceback.print_exc(file=sys.stderr)
+            self.error = err
+            return
+        self.seconds += batch_seconds
+        for key, value in found.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        self.batches.append(x_adv)
+
+    def row(self, x, y, verdict_of) -> dict:
+        if self.error is not None:
+            # one line, and no "|" that would break the Markdown table
+            message = " ".join(str(self.error).split())[:200].replace("|", "/")
+            return {"model": self.label, "attack": self.attack, "tool": self.tool,
+                    "images": len(x), "success_rate": float("nan"),
+                    "l2_median": float("nan"), "l2_mean": float("nan"),
+                    "seconds_per_image": float("nan"),
+                    "note": f"error after {len(self.batches)} batches: "
+                            f"{type(self.error).__name__}: {message}"}
+        notes = self.notes + [COUNT_NOTES[key].format(n) for key, n in self.counts.items() if n]
+        if (self.attack, self.tool) in FIXED_NOTES:
+            notes.append(FIXED_NOTES[(self.attack, self.tool)])
+        if not self.batches and not self.notes:
+            notes.append("no correctly classified image to attack")
+        done = len(x) if self.done is None else self.done
+        x_row, y_row = x[:done], y[:done]
+        x_adv = np.concatenate(self.batches) if self.batches else x_row.copy()
+        return summarise(self.label, self.attack, self.tool, x_row, y_row, x_adv,
+                         verdict_of(x_adv) if len(x_row) else y_row, self.seconds, notes,
+                         self.args.budget_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", action="append", default=None,
@@ -486,70 +566,24 @@ def main(argv=None) -> int:
         print(f"{label}: {int(correct.sum())} of {len(correct)} images correct by majority",
               file=sys.stderr)
         for attack in attack_list:
-            for tool in tool_list:
-                if (attack, tool) not in SUPPORTED:
-                    continue
-                print(f"  {attack} / {tool} ...", file=sys.stderr, flush=True)
-                seconds, counts, batches, notes_partial = 0.0, {}, [], []
-                done = len(x)
-                cache = BatchCache(
-                    Path(args.cache_dir) / args.section / Path(model_dir).name
-                    / f"{attack}_{tool}",
-                    settings_of(args, model_dir, k, model.is_stochastic, attack, tool),
-                    args.resume or args.cached_only)
-                try:
-                    for b, start in enumerate(starts):
-                        xb, yb = x[start:start + args.batch_size], y[start:start + args.batch_size]
-                        cached = cache.load(b)
-                        if cached is None and args.cached_only:
-                            done = start  # the row covers the finished batches only
-                            notes_partial.append(f"partial: {b} of {len(starts)} batches")
-                            break
-                        if cached is None:
-                            stream.reset([args.seed, b])
-                            began = time.perf_counter()
-                            x_adv, found = RUNNERS[tool](attack, stream, xb, yb, args,
-                                                        model.is_stochastic,
-                                                        args.seed * 100_003 + b)
-                            batch_seconds = time.perf_counter() - began
-                            x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
-                            outside = np.abs(np.clip(x_adv, 0, 1) - x_adv).reshape(
-                                len(xb), -1).max(axis=1) > 1e-6
-                            found["clipped"] = int(outside.sum())
-                            x_adv = np.clip(x_adv, 0, 1)
-                            cache.save(b, x_adv, batch_seconds, found)
-                        else:
-                            x_adv, batch_seconds, found = cached
-                        seconds += batch_seconds
-                        for key, value in found.items():
-                            counts[key] = counts.get(key, 0) + value
-                        batches.append(x_adv)
-                    notes = notes_partial + [COUNT_NOTES[key].format(n)
-                                             for key, n in counts.items() if n]
-                    if (attack, tool) in FIXED_NOTES:
-                        notes.append(FIXED_NOTES[(attack, tool)])
-                    if not batches and not notes_partial:
-                        notes.append("no correctly classified image to attack")
-                    x_row, y_row = x[:done], y[:done]
-                    x_adv_all = np.concatenate(batches) if batches else x_row.copy()
-                    row = summarise(label, attack, tool, x_row, y_row, x_adv_all,
-                                    verdict_of(x_adv_all) if len(x_row) else y_row, seconds,
-                                    notes, args.budget_list)
-                except Exception as err:  # noqa: BLE001 (a tool's failure is a result)
-                    traceback.print_exc(file=sys.stderr)
-                    # one line, and no "|" that would break the Markdown table
-                    message = " ".join(str(err).split())[:200].replace("|", "/")
-                    row = {"model": label, "attack": attack, "tool": tool, "images": len(x),
-                           "success_rate": float("nan"), "l2_median": float("nan"),
-                           "l2_mean": float("nan"), "seconds_per_image": float("nan"),
-                           "note": f"error after {len(batches)} batches: "
-                                   f"{type(err).__name__}: {message}"}
+            runs = [ToolRun(attack, tool, label, model_dir, model.is_stochastic, k, args,
+                            len(starts)) for tool in tool_list if (attack, tool) in SUPPORTED]
+            for run in runs:
+                print(f"  {attack} / {run.tool} ...", file=sys.stderr, flush=True)
+            # Batches outer, tools inner: a run stopped part-way (hours into ZOO on a stochastic
+            # model) leaves every tool's finished batches on the same images.
+            for b, start in enumerate(starts):
+                xb, yb = x[start:start + args.batch_size], y[start:start + args.batch_size]
+                for run in runs:
+                    run.attack_batch(b, start, xb, yb, stream)
+            for run in runs:
+                row = run.row(x, y, verdict_of)
                 rows.append(row)
-                print(f"  {attack} / {tool}: success {row['success_rate']:.3f}, median L2 "
+                print(f"  {attack} / {run.tool}: success {row['success_rate']:.3f}, median L2 "
                       f"{row['l2_median']:.3f}, {row['seconds_per_image']:.2f} s/image "
                       f"{row['note']}", file=sys.stderr, flush=True)
-                write_section(out, make_section(args, rows, models_info, env, finished=False),
-                              args.section)
+            write_section(out, make_section(args, rows, models_info, env, finished=False),
+                          args.section)
 
     section = make_section(args, rows, models_info, env, finished=True)
     write_section(out, section, args.section)
