@@ -59,13 +59,23 @@ session7() {
   # ART's CW on the gc model: about a minute per image, no abort early.
   bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
     --section bench_gc100_cw_art --resume --note "$alone"
-  # ZOO on the gc model, ours and ART's ZooAttack: several minutes per image for ours.
-  bench --model-dir $gc --n-images 100 --attacks zoo --tools ours,art \
+}
+session8() {
+  local gc=results/models/mnist_gc_mlp_iwae5
+  local alone='run alone on the machine (one process on 2 cores)'
+  # Session 7's queue, resumed: ART's CW on the gc model, batches 3 to 5.
+  bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
+    --section bench_gc100_cw_art --resume --note "$alone"
+  # ZOO on the gc model, ours and ART's ZooAttack: about 400 s/image for ours, so 11 h or more
+  # over several sessions. Batches of 5 keep at most ~40 min of work at risk when a session
+  # ends, and (batches outer, tools inner) every stop leaves both tools on the same images.
+  bench --model-dir $gc --n-images 100 --attacks zoo --tools ours,art --batch-size 5 \
     --section bench_gc100_zoo --resume --note "$alone"
 }
 case "${1:-}" in
   s3) session3 ;;
   s4) session4 ;;
   s7) session7 ;;
-  *) echo "usage: $0 s3|s4|s7 (the queue of session 3, 4 or 7)" >&2; exit 2 ;;
+  s8) session8 ;;
+  *) echo "usage: $0 s3|s4|s7|s8 (the queue of session 3, 4, 7 or 8)" >&2; exit 2 ;;
 esac
