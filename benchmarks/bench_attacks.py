@@ -405,6 +405,9 @@ class ToolRun:
                 found["clipped"] = int(outside.sum())
                 x_adv = np.clip(x_adv, 0, 1)
                 self.cache.save(b, x_adv, batch_seconds, found)
+                # a log line per batch: ZOO on a stochastic model runs for hours
+                print(f"  {self.attack} / {self.tool}: batch {b + 1} of {self.n_batches} in "
+                      f"{batch_seconds:.0f} s", file=sys.stderr, flush=True)
             else:
                 x_adv, batch_seconds, found = cached
         except Exception as err:  # noqa: BLE001 (a tool's failure is a result)
