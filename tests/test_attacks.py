@@ -297,6 +297,33 @@ def test_confirmation_stops_cw_and_zoo_keeping_a_lucky_draw_as_their_best(rng):
         assert confirmed >= unconfirmed + 0.3, runs
 
 
+def test_zoo_abort_early_refines_found_adversarials_but_never_gives_up_on_a_noisy_model(rng):
+    """On a stochastic model the loss of successive windows differs by noise long before the
+    attack has converged, so "no longer falling" is a coin toss: stopping on it gave up on the
+    gc VAE-MLP after 40 of 200 iterations with nothing found. Abort early may only stop
+    refining adversarials that exist."""
+    noisy_fn, clean_fn, _, _ = _noisy_affine(rng, noise=1.0)
+    candidates = rng.uniform(0.0, 1.0, size=(400, 12, 1, 1)).astype(np.float32)
+    clean = np.sort(clean_fn(candidates).numpy(), axis=1)
+    x = candidates[np.argsort(clean[:, -2] - clean[:, -1])[:8]]  # the widest margins
+    labels = np.argmax(clean_fn(x).numpy(), axis=1)
+
+    def log_probs(v):
+        return tf.nn.log_softmax(noisy_fn(tf.constant(v, tf.float32))).numpy()
+
+    # steps far too small to reach the boundary in 100 iterations: nothing is found
+    hopeless = attacks.zoo(log_probs, x, labels, max_iterations=100, coordinates_per_iteration=4,
+                           learning_rate=1e-4, finite_difference_step=0.05, seed=0)
+    assert not hopeless.found.any()
+    assert np.all(hopeless.steps == 100)
+    # steps large enough to fool every image early: abort early then ends the refinement
+    quick = attacks.zoo(lambda v: tf.nn.log_softmax(clean_fn(tf.constant(v, tf.float32))).numpy(),
+                        x, labels, max_iterations=2000, coordinates_per_iteration=12,
+                        learning_rate=0.05, finite_difference_step=1e-3, seed=0)
+    assert quick.found.all()
+    assert np.all(quick.steps < 2000), quick.steps
+
+
 def test_confirmation_keeps_truncated_deepfool_off_the_noisy_boundary(rng):
     """Cutting DeepFool's step back to where one noisy test still says "not y" lands on the
     boundary itself, where a fresh majority is a coin toss; with confirmation the cut stops

@@ -118,7 +118,8 @@ def update_constants(const: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 
 class LossPlateau:
     """Carlini's abort-early, robust to a noisy loss: stop when the summed loss of the latest
-    window of max_iterations / 10 steps is no lower than 99.99% of the window before."""
+    window of max_iterations / 10 steps is no lower than 99.99% of the window before. A caller
+    that goes on after a stall (see ``zoo``) gets the next window compared with this one."""
 
     def __init__(self, max_iterations: int, enabled: bool = True):
         self.window = max(1, max_iterations // 10)
@@ -130,10 +131,9 @@ class LossPlateau:
         self.steps += 1
         if self.steps % self.window:
             return False
-        if self.enabled and self.current > self.previous * 0.9999:
-            return True
+        stalled = self.enabled and self.current > self.previous * 0.9999
         self.previous, self.current = self.current, 0.0
-        return False
+        return stalled
 
 
 # A bare majority is not enough: among the many near-boundary iterates an optimiser tests, some
