@@ -21,7 +21,7 @@
 #     --n-images 100 --attacks deepfool,cw_l2 --cw-preset fast --section bench_attacks_gc
 set -u
 cd "$(dirname "$0")/.."
-bench() { python benchmarks/bench_attacks.py "$@" 2>&1 | grep -v -E "^(WARNING|I0000|E0000)"; }
+bench() { python benchmarks/bench_attacks.py "$@" 2>&1 | grep --line-buffered -v -E "^(WARNING|I0000|E0000)"; }
 load='run alongside two gc VAE-CNN trainings (3 processes on 2 cores): seconds are inflated, compare them within a row group'
 session3() {
 # ART's CW against ours on the stochastic gc, on 20 images.
