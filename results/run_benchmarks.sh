@@ -66,9 +66,11 @@ session8() {
   # Session 7's queue, resumed: ART's CW on the gc model, batches 3 to 5.
   bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
     --section bench_gc100_cw_art --resume --note "$alone"
-  # ZOO on the gc model, ours and ART's ZooAttack: about 400 s/image for ours, so 11 h or more
-  # over several sessions. Batches of 5 keep at most ~40 min of work at risk when a session
-  # ends, and (batches outer, tools inner) every stop leaves both tools on the same images.
+  # ZOO on the gc model, ours and ART's ZooAttack: about 100 s/image for ours and 16 for ART's,
+  # about 3.2 h for the 20 batches, so over two sessions (8 batches done in session 8). Batches
+  # of 5 keep at most ~10 min of work at risk when a session ends, and (batches outer, tools
+  # inner) every stop leaves both tools on the same images. A first start in session 8, before
+  # ZOO's abort-early fix, was discarded (its cache deleted).
   bench --model-dir $gc --n-images 100 --attacks zoo --tools ours,art --batch-size 5 \
     --section bench_gc100_zoo --resume --note "$alone"
 }
