@@ -67,7 +67,7 @@ session8() {
   bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
     --section bench_gc100_cw_art --resume --note "$alone"
   # ZOO on the gc model, ours and ART's ZooAttack: about 100 s/image for ours and 16 for ART's,
-  # about 3.2 h for the 20 batches, so over two sessions (8 batches done in session 8). Batches
+  # about 3.2 h for the 20 batches, so over two sessions (10 done in session 8). Batches
   # of 5 keep at most ~10 min of work at risk when a session ends, and (batches outer, tools
   # inner) every stop leaves both tools on the same images. A first start in session 8, before
   # ZOO's abort-early fix, was discarded (its cache deleted).
