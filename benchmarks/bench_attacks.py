@@ -8,9 +8,9 @@ same way (majority over R draws, ``dbayes_tf.metrics.judge``; L2 from
 re-written after every attack. Within an attack the batches are the outer loop and the tools the
 inner one, so a run stopped part-way has every tool's finished batches on the same images. Every
 finished batch's adversarial images are kept under ``--cache-dir`` (one ``.npz`` per batch,
-written atomically):
-``--resume`` reuses them, so a peer that needs hours (ART's CW: about a minute per image) can be
-run in pieces, and the images stay for later analysis.
+written atomically): ``--resume`` reuses them, so a run that needs hours (ART's CW: 30-45 s per
+image; ZOO on a K = 10 generative classifier: about 100 s) can be done in pieces, and the images
+stay for later analysis.
 
     DBAYES_DATA=... python benchmarks/bench_attacks.py --model-dir results/models/mnist_cnn \\
         --model-dir results/models/mnist_gc_mlp_iwae5 [--k 1] [--n-images 100] [--note TEXT]

@@ -9,11 +9,13 @@
 # Session 6 (2026-11-23) ran the last bench of s4 alone (ART's CW on the CNN, niced, beside a
 # training, then alone) from a frozen copy of the code; it finished (all 5 batches cached in
 # results/bench_attacks/bench_cnn100_cw_art/, log results/run_benchmarks_s6.log).
-# Session 7 (2026-11-23): the last two cells of the N = 100 cross-check, on the gc model, from a
-# frozen copy of the code, after the session's training had finished (alone on the machine):
+# Session 7 (2026-11-23): ART's CW on the gc model at N = 100, from a frozen copy of the code,
+# after the session's training had finished (alone on the machine), 2 of 5 batches:
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s7 > results/run_benchmarks_s7.log 2>&1 &
-# Both are resumable batch by batch (20 images); a later session re-runs the same line.
-# Each call rewrites only its own section of results/benchmarks.md, row by row.
+# Session 8 (2026-11-23): the rest of it, then ZOO on the gc model (10 of 20 batches), the same
+# way; a later session re-runs the same line and resumes from the cache:
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s8 > results/run_benchmarks_s8.log 2>&1 &
+# Each call rewrites only its own section of results/benchmarks.md, attack by attack.
 #
 # Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
 # model, 2+ hours for 99 images on a shared machine), so its section is marked incomplete:
@@ -23,6 +25,7 @@ set -u
 cd "$(dirname "$0")/.."
 bench() { python benchmarks/bench_attacks.py "$@" 2>&1 | grep --line-buffered -v -E "^(WARNING|I0000|E0000)"; }
 load='run alongside two gc VAE-CNN trainings (3 processes on 2 cores): seconds are inflated, compare them within a row group'
+alone='run alone on the machine (one process on 2 cores)'
 session3() {
 # ART's CW against ours on the stochastic gc, on 20 images.
 bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 20 --attacks cw_l2 \
@@ -54,18 +57,13 @@ session4() {
     --section bench_cnn100_cw_art --resume --note "$load"
 }
 session7() {
-  local gc=results/models/mnist_gc_mlp_iwae5
-  local alone='run alone on the machine (one process on 2 cores)'
-  # ART's CW on the gc model: about a minute per image, no abort early.
-  bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
-    --section bench_gc100_cw_art --resume --note "$alone"
+  # ART's CW on the gc model: about 45 s per image, no abort early.
+  bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 100 --attacks cw_l2 \
+    --tools art --cw-preset fast --section bench_gc100_cw_art --resume --note "$alone"
 }
 session8() {
   local gc=results/models/mnist_gc_mlp_iwae5
-  local alone='run alone on the machine (one process on 2 cores)'
-  # Session 7's queue, resumed: ART's CW on the gc model, batches 3 to 5.
-  bench --model-dir $gc --n-images 100 --attacks cw_l2 --tools art --cw-preset fast \
-    --section bench_gc100_cw_art --resume --note "$alone"
+  session7  # resumed: batches 3 to 5 (all cached now, so only re-judged)
   # ZOO on the gc model, ours and ART's ZooAttack: about 100 s/image for ours and 16 for ART's,
   # about 3.2 h for the 20 batches, so over two sessions (10 done in session 8). Batches
   # of 5 keep at most ~10 min of work at risk when a session ends, and (batches outer, tools
