@@ -15,6 +15,8 @@
 # Session 8 (2026-11-23): the rest of it, then ZOO on the gc model (10 of 20 batches), the same
 # way; a later session re-runs the same line and resumes from the cache:
 #   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s8 > results/run_benchmarks_s8.log 2>&1 &
+# Session 9 (2026-11-23): the last 10 ZOO batches, resumed from the cache, alone, from a frozen copy:
+#   DBAYES_DATA=/work/shared/data nohup bash results/run_benchmarks.sh s9 > results/run_benchmarks_s9.log 2>&1 &
 # Each call rewrites only its own section of results/benchmarks.md, attack by attack.
 #
 # Run first, by hand, and stopped when it reached ART's CW (about a minute per image on this
@@ -62,20 +64,26 @@ session7() {
     --tools art --cw-preset fast --section bench_gc100_cw_art --resume --note "$alone"
 }
 session8() {
-  local gc=results/models/mnist_gc_mlp_iwae5
   session7  # resumed: batches 3 to 5 (all cached now, so only re-judged)
   # ZOO on the gc model, ours and ART's ZooAttack: about 100 s/image for ours and 16 for ART's,
-  # about 3.2 h for the 20 batches, so over two sessions (10 done in session 8). Batches
+  # about 3.2 h for the 20 batches, so over two sessions (10 in session 8, 10 in session 9). Batches
   # of 5 keep at most ~10 min of work at risk when a session ends, and (batches outer, tools
   # inner) every stop leaves both tools on the same images. A first start in session 8, before
   # ZOO's abort-early fix, was discarded (its cache deleted).
-  bench --model-dir $gc --n-images 100 --attacks zoo --tools ours,art --batch-size 5 \
-    --section bench_gc100_zoo --resume --note "$alone"
+  gc100_zoo
+}
+gc100_zoo() {
+  bench --model-dir results/models/mnist_gc_mlp_iwae5 --n-images 100 --attacks zoo \
+    --tools ours,art --batch-size 5 --section bench_gc100_zoo --resume --note "$alone"
+}
+session9() {
+  gc100_zoo  # resumed: batches 10 to 19 (0 to 9 cached in session 8, only re-judged)
 }
 case "${1:-}" in
   s3) session3 ;;
   s4) session4 ;;
   s7) session7 ;;
   s8) session8 ;;
-  *) echo "usage: $0 s3|s4|s7|s8 (the queue of session 3, 4, 7 or 8)" >&2; exit 2 ;;
+  s9) session9 ;;
+  *) echo "usage: $0 s3|s4|s7|s8|s9 (the queue of session 3, 4, 7, 8 or 9)" >&2; exit 2 ;;
 esac
