@@ -293,9 +293,7 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"start and push those again; ours re-decides at every step too, on the mean logits "
         f"of its per-class copies (several draws at no extra cost).\n\n"
         f"{table_markdown(rows, args.budget_list)}\n\n"
-        f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
-        f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
-        f"{env['tensorflow_probability']}, NumPy {env['numpy']}, Python {env['python']}; "
+        f"{reporting.machine_text(env)}; "
         f"foolbox {env.get('foolbox', '?')}, ART {env.get('art', '?')}"
         f"{'; TF threads ' + str(args.threads) if args.threads else ''}."
         f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")

@@ -88,9 +88,8 @@ def reference_gradients(model_fn, image: np.ndarray, label: int, draws: int,
         with tf.GradientTape() as tape:
             tape.watch(x)
             log_p = tf.nn.log_softmax(model_fn(x), axis=-1)
-            own = log_p[:, label]
-            others = tf.concat([log_p[:, :label], log_p[:, label + 1:]], axis=1)
-            gap = own - tf.reduce_max(others, axis=1)
+            # untargeted, the attacks' margin is max_{i != y} - own: the gap with its sign flipped
+            gap = -attacks.margin(log_p, tf.fill([n], label), targeted=False)
         rows.append(tape.gradient(gap, x).numpy().reshape(n, -1))
     return np.concatenate(rows).astype(np.float64)
 
@@ -215,9 +214,7 @@ def main(argv=None) -> int:
         f"iteration), `reference_self_cosine` between the references of the two halves of the "
         f"draws, `at_box_edge` the share of coordinates whose +/- h leaves the box.\n\n"
         f"{reporting.to_markdown(table, float_format='.4f')}\n\n"
-        f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
-        f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
-        f"{env['tensorflow_probability']}, NumPy {env['numpy']}, Python {env['python']}; "
+        f"{reporting.machine_text(env)}; "
         f"{time.time() - started:.0f} s in all.{' ' + args.note if args.note else ''}\n{end}\n")
     write_section(Path(args.out), section, SECTION)
     print(f"wrote the {SECTION} section of {args.out}")

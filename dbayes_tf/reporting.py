@@ -98,6 +98,13 @@ def environment() -> dict[str, str]:
     }
 
 
+def machine_text(env: dict[str, str]) -> str:
+    """``environment()`` as the one line a results section ends with (no final full stop)."""
+    return (f"Machine: {env['platform']}, {env['processor']}, {env['cpu_count']} CPUs, "
+            f"{env['gpus']} GPUs; TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
+            f"{env['tensorflow_probability']}, NumPy {env['numpy']}, Python {env['python']}")
+
+
 def save_figure(figure, path: str | os.PathLike) -> Path:
     """Save a matplotlib figure atomically as PNG and close it."""
     import matplotlib.pyplot as plt
