@@ -19,13 +19,17 @@ A stochastic model costs about K times more per query (``--k`` lowers it); CW an
 defaults (5 x 1000 steps, 200 ZOO iterations) take hours per tool on a CPU.
 
 Attacks and tools: DeepFool L2 (ours, foolbox, ART), CW-L2 untargeted (ours, foolbox, ART),
-ZOO (ours, ART; foolbox has none). Every tool sees the model through the same callable, a
-``DrawStream`` (fresh randomness per call), restarted at the same seed for every batch and tool.
+ZOO (ours, ART; foolbox has none). Every tool sees the model through the same
+``dbayes_tf.victim.Victim`` (fresh randomness per call from a replayable stream), restarted at
+the same seed for every batch and tool. The settings every tool gets are the attacks' own
+defaults (``dbayes_tf.attacks.DeepFoolSettings``, ``CarliniWagnerL2Settings`` and its presets,
+``ZooSettings``), overridden only by this script's options. The images are those the committed
+caches were made on (``common.bench_images``), not those ``dbayes attack`` draws today.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import os
 import shlex
 import sys
@@ -35,22 +39,18 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import warnings  # noqa: E402
+import warnings
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from common import bench_images, markers, short_float, write_section
 
-from dbayes_tf import attacks, metrics, reporting  # noqa: E402
-from dbayes_tf.attack_run import plan_attempts  # noqa: E402
-from dbayes_tf.data import load_dataset  # noqa: E402
-from dbayes_tf.inference import DrawStream  # noqa: E402
-from dbayes_tf.training import load_model  # noqa: E402
+from dbayes_tf import attacks, metrics, reporting
+from dbayes_tf.data import load_dataset
+from dbayes_tf.runs.train import load_model
+from dbayes_tf.victim import Victim
 
-def markers(section: str) -> tuple[str, str]:
-    """Comment lines around this script's section; --section lets runs with different
-    attacks or models keep their own sections side by side."""
-    return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 ATTACK_NAMES = ("deepfool", "cw_l2", "zoo")
 TOOL_NAMES = ("ours", "foolbox", "art")
 SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
@@ -59,87 +59,97 @@ SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
 BASE_COLUMNS = ["model", "attack", "tool", "images", "success_rate", "l2_median", "l2_mean",
                 "seconds_per_image"]
 # DeepFool settings shared by the three tools (foolbox: steps / candidates / overshoot; ART:
-# max_iter / nb_grads / epsilon; ART applies the overshoot once at the end, not every step).
-DEEPFOOL = {"max_iterations": 50, "candidates": 10, "overshoot": 0.02}
-ZOO_COORDINATES, ZOO_LEARNING_RATE, ZOO_CONST = 128, 1e-2, 10.0
+# max_iter / nb_grads / epsilon; ART applies the overshoot once at the end, not every step):
+# the attack's defaults, in the L2 norm, the only one foolbox's and ART's DeepFool share.
+DEEPFOOL = attacks.DeepFoolSettings.build({"p": 2.0})
+CW_DEFAULT_PRESET = "cleverhans"  # CleverHans' defaults, as foolbox's and ART's are close to
 
 
-class LogitsFn:
-    """The model as every tool calls it: x -> logits [B, 10] from a DrawStream, averaged over
-    ``draws`` fresh draws, sent to the model at most ``max_batch`` images at a time. Accepts
-    (and ignores) ART's ``training`` keyword; works eagerly and inside ``tf.function`` (where
-    an unknown batch size is sent in one piece)."""
+def cw_settings(args) -> attacks.CarliniWagnerL2Settings:
+    """CW-L2 for all three tools: the preset, overridden by the --cw-* options that were given."""
+    return attacks.CarliniWagnerL2Settings.build(
+        {name: value for name, value in (
+            ("binary_steps", args.cw_binary_steps), ("iterations", args.cw_iterations),
+            ("lr", args.cw_learning_rate), ("initial_const", args.cw_initial_const))
+         if value is not None}, preset=args.cw_preset)
 
-    def __init__(self, stream: DrawStream, max_batch: int, draws: int = 1):
-        self.stream, self.draws = stream, draws
-        self._chunked = attacks.chunked(stream, max_batch)
 
-    def _one(self, x):
-        return self.stream(x) if x.shape[0] is None else self._chunked(x)
+def zoo_options(args) -> attacks.ZooSettings:
+    """ZooSettings' defaults overridden by the --zoo-* options that were given; the step and
+    the queries per point may still depend on the victim (``ByVictim``)."""
+    return attacks.ZooSettings.build(
+        {name: value for name, value in (
+            ("iterations", args.zoo_iterations), ("fd_step", args.zoo_fd_step),
+            ("queries_per_point", args.zoo_queries_per_point)) if value is not None})
+
+
+def zoo_settings(args, stochastic: bool) -> attacks.ZooSettings:
+    """As ``dbayes attack --attack zoo`` chooses them (a bigger step and more queries per point
+    for a stochastic model) unless overridden; ART gets the same step, and the same averaging
+    through its model."""
+    return zoo_options(args).resolve(stochastic)
+
+
+def by_victim_text(value, fmt=str) -> str:
+    """A ByVictim default as the report writes it: "1e-4 (deterministic) / 1e-2 (stochastic)"."""
+    return f"{fmt(value.deterministic)} (deterministic) / {fmt(value.stochastic)} (stochastic)"
+
+
+class PeerModel:
+    """The victim as foolbox's and ART's models call it where they need more than the Victim
+    itself: accepts (and ignores) ART's ``training`` keyword, and averages the logits of
+    ``draws`` fresh draws in one call (``attacks.mean_logits``; ART's ZOO averages this way what
+    ours averages per point)."""
+
+    def __init__(self, victim: Victim, draws: int = 1):
+        self.victim, self.draws = victim, draws
 
     def __call__(self, x, training: bool = False):
         x = tf.convert_to_tensor(x, tf.float32)
-        return attacks.mean_logits(self._one, x, self.draws)
+        return attacks.mean_logits(self.victim, x, self.draws)
 
 
-def cw_settings(args) -> attacks.CWSettings:
-    preset = attacks.CW_PRESETS[args.cw_preset]
-    return attacks.CWSettings(
-        binary_search_steps=args.cw_binary_steps or preset.binary_search_steps,
-        max_iterations=args.cw_iterations or preset.max_iterations,
-        learning_rate=args.cw_learning_rate or preset.learning_rate,
-        initial_const=args.cw_initial_const or preset.initial_const)
-
-
-def zoo_settings(args, stochastic: bool) -> dict:
-    """As ``dbayes attack --attack zoo`` chooses them (bigger step and 4 queries per point for a
-    stochastic model); ART gets the same step, and the same averaging through its model."""
-    return {"max_iterations": args.zoo_iterations,
-            "fd_step": args.zoo_fd_step or (1e-2 if stochastic else 1e-4),
-            "queries_per_point": args.zoo_queries_per_point or (4 if stochastic else 1)}
-
-
-def run_ours(attack, stream, x, y, args, stochastic, batch_seed):
-    fn = LogitsFn(stream, args.max_query_batch)
+def run_ours(attack, victim, x, y, args, batch_seed):
+    # decision and confirmation draws as the options say (default 1 and 0, like the peers), not
+    # as the victim would resolve them for `dbayes attack`
     if attack == "deepfool":
-        out = attacks.deepfool(fn, x, y, p=2.0, candidates=DEEPFOOL["candidates"],
-                               overshoot=DEEPFOOL["overshoot"],
-                               max_iterations=DEEPFOOL["max_iterations"],
+        out = attacks.deepfool(victim, x, y, p=DEEPFOOL.p, candidates=DEEPFOOL.candidates,
+                               overshoot=DEEPFOOL.overshoot, max_iterations=DEEPFOOL.iterations,
                                confirm_draws=args.confirm_draws)
     elif attack == "cw_l2":
         cw = cw_settings(args)
         out = attacks.carlini_wagner_l2(
-            fn, x, y, targeted=False, confidence=0.0,
-            binary_search_steps=cw.binary_search_steps, max_iterations=cw.max_iterations,
-            learning_rate=cw.learning_rate, initial_const=cw.initial_const, abort_early=True,
+            victim, x, y, targeted=False, confidence=cw.confidence,
+            binary_search_steps=cw.binary_steps, max_iterations=cw.iterations,
+            learning_rate=cw.lr, initial_const=cw.initial_const, abort_early=cw.abort_early,
             decision_draws=args.decision_draws, confirm_draws=args.confirm_draws)
     else:
-        zs = zoo_settings(args, stochastic)
+        zs = zoo_settings(args, victim.stochastic)
         out = attacks.zoo(
-            lambda v: tf.nn.log_softmax(fn(v), axis=-1).numpy(), x, y, targeted=False,
-            max_iterations=zs["max_iterations"], coordinates_per_iteration=ZOO_COORDINATES,
-            learning_rate=ZOO_LEARNING_RATE, finite_difference_step=zs["fd_step"],
-            queries_per_point=zs["queries_per_point"], initial_const=ZOO_CONST,
-            binary_search_steps=1, abort_early=True, confirm_draws=args.confirm_draws,
-            seed=batch_seed)
+            victim.log_probabilities, x, y, targeted=False, confidence=zs.confidence,
+            max_iterations=zs.iterations, coordinates_per_iteration=zs.coordinates,
+            learning_rate=zs.lr, finite_difference_step=zs.fd_step,
+            queries_per_point=zs.queries_per_point, initial_const=zs.initial_const,
+            binary_search_steps=zs.binary_steps, abort_early=zs.abort_early,
+            confirm_draws=args.confirm_draws, seed=batch_seed)
     return out.x_adv, {}
 
 
-def run_foolbox(attack, stream, x, y, args, stochastic, batch_seed):
+def run_foolbox(attack, victim, x, y, args, batch_seed):
     import foolbox
 
-    fmodel = foolbox.TensorFlowModel(LogitsFn(stream, args.max_query_batch), bounds=(0, 1))
+    fmodel = foolbox.TensorFlowModel(victim, bounds=(0, 1))  # foolbox calls it as model(x)
     criterion = foolbox.criteria.Misclassification(tf.constant(y, tf.int64))
     if attack == "deepfool":
         fb_attack = foolbox.attacks.L2DeepFoolAttack(
-            steps=DEEPFOOL["max_iterations"], candidates=DEEPFOOL["candidates"],
-            overshoot=DEEPFOOL["overshoot"])
+            steps=DEEPFOOL.iterations, candidates=DEEPFOOL.candidates,
+            overshoot=DEEPFOOL.overshoot)
     elif attack == "cw_l2":
         cw = cw_settings(args)
         fb_attack = foolbox.attacks.L2CarliniWagnerAttack(
-            binary_search_steps=cw.binary_search_steps, steps=cw.max_iterations,
-            stepsize=cw.learning_rate, confidence=0, initial_const=cw.initial_const,
-            abort_early=True)
+            binary_search_steps=cw.binary_steps, steps=cw.iterations, stepsize=cw.lr,
+            confidence=cw.confidence, initial_const=cw.initial_const,
+            abort_early=cw.abort_early)
     else:
         raise ValueError(f"foolbox has no {attack}")
     _, x_adv, _ = fb_attack(fmodel, tf.constant(x), criterion, epsilons=None)
@@ -154,41 +164,41 @@ def run_foolbox(attack, stream, x, y, args, stochastic, batch_seed):
     return x_adv, counts
 
 
-def art_classifier(stream, args, draws: int = 1):
+def art_classifier(victim: Victim, draws: int = 1):
     from art.estimators.classification import TensorFlowV2Classifier
 
     return TensorFlowV2Classifier(
-        model=LogitsFn(stream, args.max_query_batch, draws), nb_classes=10,
+        model=PeerModel(victim, draws), nb_classes=victim.num_classes,
         input_shape=(28, 28, 1), clip_values=(0.0, 1.0),
         loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
-def run_art(attack, stream, x, y, args, stochastic, batch_seed):
+def run_art(attack, victim, x, y, args, batch_seed):
     from art.attacks.evasion import CarliniL2Method, DeepFool, ZooAttack
 
     np.random.seed(batch_seed % 2**32)  # ZOO draws its coordinates from numpy's global RNG
     if attack == "deepfool":
-        art_attack = DeepFool(art_classifier(stream, args), max_iter=DEEPFOOL["max_iterations"],
-                              epsilon=DEEPFOOL["overshoot"], nb_grads=DEEPFOOL["candidates"],
+        art_attack = DeepFool(art_classifier(victim), max_iter=DEEPFOOL.iterations,
+                              epsilon=DEEPFOOL.overshoot, nb_grads=DEEPFOOL.candidates,
                               batch_size=len(x), verbose=False)
         return art_attack.generate(x), {}
     if attack == "cw_l2":
         cw = cw_settings(args)
         art_attack = CarliniL2Method(
-            art_classifier(stream, args), confidence=0.0, targeted=False,
-            learning_rate=cw.learning_rate, binary_search_steps=cw.binary_search_steps,
-            max_iter=cw.max_iterations, initial_const=cw.initial_const, batch_size=len(x),
+            art_classifier(victim), confidence=cw.confidence, targeted=False,
+            learning_rate=cw.lr, binary_search_steps=cw.binary_steps,
+            max_iter=cw.iterations, initial_const=cw.initial_const, batch_size=len(x),
             verbose=False)
         return art_attack.generate(x, y=y), {}
-    zs = zoo_settings(args, stochastic)
+    zs = zoo_settings(args, victim.stochastic)
     # batch_size=1: ART's batched ZOO sizes its Adam state for one image and fails on more.
     # No resizing or importance sampling: ours has neither, and 28x28 needs no resizing.
     art_attack = ZooAttack(
-        art_classifier(stream, args, draws=zs["queries_per_point"]), confidence=0.0,
-        targeted=False, learning_rate=ZOO_LEARNING_RATE, max_iter=zs["max_iterations"],
-        binary_search_steps=1, initial_const=ZOO_CONST, abort_early=True, use_resize=False,
-        use_importance=False, nb_parallel=ZOO_COORDINATES, batch_size=1,
-        variable_h=zs["fd_step"], verbose=False)
+        art_classifier(victim, draws=zs.queries_per_point), confidence=zs.confidence,
+        targeted=False, learning_rate=zs.lr, max_iter=zs.iterations,
+        binary_search_steps=zs.binary_steps, initial_const=zs.initial_const,
+        abort_early=zs.abort_early, use_resize=False, use_importance=False,
+        nb_parallel=zs.coordinates, batch_size=1, variable_h=zs.fd_step, verbose=False)
     return art_attack.generate(x, y=y), {}
 
 
@@ -213,17 +223,6 @@ def split_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
-def write_section(out: Path, section: str, name: str = "bench_attacks") -> None:
-    MARK_BEGIN, MARK_END = markers(name)  # noqa: N806
-    old = out.read_text() if out.exists() else "# Benchmarks\n\n"
-    if MARK_BEGIN in old and MARK_END in old.split(MARK_BEGIN, 1)[1]:
-        head, rest = old.split(MARK_BEGIN, 1)
-        new = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    reporting.write_text(out, new)
-
-
 def budget_column(budget: float) -> str:
     return f"success_l2<={budget:g}"
 
@@ -246,13 +245,23 @@ def section_title(args) -> str:
 
 def make_section(args, rows, models_info, env, finished: bool) -> str:
     command = getattr(args, "command_line", "python benchmarks/bench_attacks.py")
-    cw = cw_settings(args)
+    cw, zoo = cw_settings(args), zoo_options(args)
     models_text = "; ".join(f"`{d}` ({info})" for d, info in models_info.items()) or "none yet"
-    MARK_BEGIN, MARK_END = markers(args.section)  # noqa: N806
+    begin, end = markers(args.section)
+    cw_abort = ("abort early (ours and foolbox; ART has no abort early and uses gradient "
+                "descent with line search instead of Adam)" if cw.abort_early else
+                "no abort early (ART uses gradient descent with line search instead of Adam)")
+    zoo_steps = ("one binary-search step" if zoo.binary_steps == 1
+                 else f"{zoo.binary_steps} binary-search steps")
+    fd_step, queries = zoo.fd_step, zoo.queries_per_point
+    if isinstance(fd_step, attacks.ByVictim):
+        fd_step = by_victim_text(fd_step, short_float)
+    if isinstance(queries, attacks.ByVictim):
+        queries = by_victim_text(queries)
     status = "" if finished else "\n\n**Incomplete: the run was still going (or stopped) when " \
         "this was written.**"
     return (
-        f"{MARK_BEGIN}\n## {section_title(args)}\n\n"
+        f"{begin}\n## {section_title(args)}\n\n"
         f"Made by: `{command}`{status}\n\n"
         f"N = {args.n_images} MNIST test images drawn with seed {args.seed} (as `dbayes attack "
         f"--seed {args.seed}` draws them); only those the model classifies correctly by "
@@ -266,21 +275,18 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"at a fixed budget, which compares tools that trade distortion for success rate "
         f"differently); seconds per attacked image, wall clock of the attack calls only "
         f"(summed over the pieces of a resumed run).\n\n"
-        f"Settings. DeepFool L2: {DEEPFOOL['max_iterations']} steps, {DEEPFOOL['candidates']} "
-        f"candidate classes, overshoot {DEEPFOOL['overshoot']} (ART: `max_iter`, `nb_grads`, "
+        f"Settings. DeepFool L2: {DEEPFOOL.iterations} steps, {DEEPFOOL.candidates} "
+        f"candidate classes, overshoot {DEEPFOOL.overshoot} (ART: `max_iter`, `nb_grads`, "
         f"`epsilon`, overshoot applied once at the end). CW-L2 untargeted, preset "
-        f"`{args.cw_preset}` with overrides: {cw.binary_search_steps} binary-search steps x "
-        f"{cw.max_iterations} iterations, learning rate {cw.learning_rate}, initial c "
-        f"{cw.initial_const}, confidence 0, abort early (ours and foolbox; ART has no abort "
-        f"early and uses gradient descent with line search instead of Adam); ours decides "
+        f"`{args.cw_preset}` with overrides: {cw.binary_steps} binary-search steps x "
+        f"{cw.iterations} iterations, learning rate {cw.lr}, initial c "
+        f"{cw.initial_const}, confidence {cw.confidence:g}, {cw_abort}; ours decides "
         f"success on {args.decision_draws} draw(s)"
         f"{f'; ours confirms with {args.confirm_draws} fresh draws' if args.confirm_draws else ''}"
-        f". ZOO: {args.zoo_iterations} iterations, "
-        f"{ZOO_COORDINATES} coordinates per iteration, ADAM learning rate {ZOO_LEARNING_RATE}, "
-        f"c = {ZOO_CONST}, one binary-search step, finite-difference step "
-        f"{args.zoo_fd_step or '1e-4 (deterministic) / 1e-2 (stochastic)'}, "
-        f"{args.zoo_queries_per_point or '1 (deterministic) / 4 (stochastic)'} queries "
-        f"averaged per point (ART: the same "
+        f". ZOO: {zoo.iterations} iterations, "
+        f"{zoo.coordinates} coordinates per iteration, ADAM learning rate {zoo.lr}, "
+        f"c = {zoo.initial_const}, {zoo_steps}, finite-difference step {fd_step}, "
+        f"{queries} queries averaged per point (ART: the same "
         f"step as `variable_h`, the averaging inside its model, `batch_size=1`, no resizing "
         f"or importance sampling). foolbox has no ZOO.\n\n"
         f"Read in the tools' source: foolbox's CW returns an all-zero image where it found "
@@ -296,17 +302,25 @@ def make_section(args, rows, models_info, env, finished: bool) -> str:
         f"{reporting.machine_text(env)}; "
         f"foolbox {env.get('foolbox', '?')}, ART {env.get('art', '?')}"
         f"{'; TF threads ' + str(args.threads) if args.threads else ''}."
-        f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")
+        f"{' ' + args.note if args.note else ''}\n{end}\n")
 
 
 def settings_of(args, model_dir: str, k: int, stochastic: bool, attack: str, tool: str) -> dict:
-    """What decides a batch's images: resuming is only allowed when all of it is unchanged."""
+    """What decides a batch's images: resuming is only allowed when all of it is unchanged.
+    Written under the names the committed caches' settings.json use (the attack functions'
+    keywords), so that --resume and --cached-only still accept those caches."""
+    cw, zoo = cw_settings(args), zoo_settings(args, stochastic)
     return {"model_dir": str(model_dir), "k": k, "attack": attack, "tool": tool,
             "n_images": args.n_images, "seed": args.seed, "batch_size": args.batch_size,
-            "draws": args.draws, "deepfool": DEEPFOOL,
-            "cw": dataclasses.asdict(cw_settings(args)) if attack == "cw_l2" else None,
+            "draws": args.draws,
+            "deepfool": {"max_iterations": DEEPFOOL.iterations,
+                         "candidates": DEEPFOOL.candidates, "overshoot": DEEPFOOL.overshoot},
+            "cw": {"binary_search_steps": cw.binary_steps, "max_iterations": cw.iterations,
+                   "learning_rate": cw.lr, "initial_const": cw.initial_const,
+                   "abort_early": cw.abort_early} if attack == "cw_l2" else None,
             "decision_draws": args.decision_draws, "confirm_draws": args.confirm_draws,
-            "zoo": zoo_settings(args, stochastic) if attack == "zoo" else None}
+            "zoo": {"max_iterations": zoo.iterations, "fd_step": zoo.fd_step,
+                    "queries_per_point": zoo.queries_per_point} if attack == "zoo" else None}
 
 
 def summarise(model_label, attack, tool, x, labels, x_adv, majority, seconds, notes,
@@ -353,10 +367,9 @@ class BatchCache:
             return saved["x_adv"], float(saved["seconds"]), counts
 
     def save(self, batch: int, x_adv: np.ndarray, seconds: float, counts: dict) -> None:
-        with reporting.atomic_path(self.path(batch)) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, x_adv=x_adv, seconds=seconds,
-                                    **{f"count_{key}": value for key, value in counts.items()})
+        with reporting.atomic_path(self.path(batch)) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, x_adv=x_adv, seconds=seconds,
+                                **{f"count_{key}": value for key, value in counts.items()})
 
 
 class ToolRun:
@@ -364,13 +377,13 @@ class ToolRun:
     the ``BatchCache``; with ``--cached-only`` the first missing batch ends it ("partial"); a
     tool that raises stops there and its row reports the error, the other tools go on."""
 
-    def __init__(self, attack: str, tool: str, label: str, model_dir: str, stochastic: bool,
-                 k: int, args, n_batches: int):
+    def __init__(self, attack: str, tool: str, label: str, model_dir: str, victim: Victim,
+                 args, n_batches: int):
         self.attack, self.tool, self.label, self.args = attack, tool, label, args
-        self.stochastic, self.n_batches = stochastic, n_batches
+        self.victim, self.n_batches = victim, n_batches
         self.cache = BatchCache(
             Path(args.cache_dir) / args.section / Path(model_dir).name / f"{attack}_{tool}",
-            settings_of(args, model_dir, k, stochastic, attack, tool),
+            settings_of(args, model_dir, victim.k, victim.stochastic, attack, tool),
             args.resume or args.cached_only)
         self.seconds, self.counts, self.batches = 0.0, {}, []
         self.done: int | None = None  # images covered when stopped early; None: all of them
@@ -381,7 +394,7 @@ class ToolRun:
     def active(self) -> bool:
         return self.done is None and self.error is None
 
-    def attack_batch(self, b: int, start: int, xb, yb, stream) -> None:
+    def attack_batch(self, b: int, start: int, xb, yb) -> None:
         if not self.active:
             return
         try:
@@ -391,10 +404,9 @@ class ToolRun:
                 self.notes.append(f"partial: {b} of {self.n_batches} batches")
                 return
             if cached is None:
-                stream.reset([self.args.seed, b])
+                self.victim.reset([self.args.seed, b])
                 began = time.perf_counter()
-                x_adv, found = RUNNERS[self.tool](self.attack, stream, xb, yb, self.args,
-                                                  self.stochastic,
+                x_adv, found = RUNNERS[self.tool](self.attack, self.victim, xb, yb, self.args,
                                                   self.args.seed * 100_003 + b)
                 batch_seconds = time.perf_counter() - began
                 x_adv = np.asarray(x_adv, np.float32).reshape(xb.shape)
@@ -440,7 +452,21 @@ class ToolRun:
                          self.args.budget_list)
 
 
+def verdicts(judge: Victim, x_all: np.ndarray, args) -> np.ndarray:
+    """Majority class over R = --draws draws, batch b judged by ``judge`` restarted at seed
+    (seed + 1, b). ``metrics.judge`` with R, not ``judge.judge``: R draws for a deterministic
+    model too, and one call per batch, as the committed sections were judged."""
+    parts = []
+    for b, start in enumerate(range(0, len(x_all), args.batch_size)):
+        judge.reset([args.seed + 1, b])
+        parts.append(metrics.judge(judge, x_all[start:start + args.batch_size],
+                                   args.draws).majority)
+    return np.concatenate(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    cw_default = attacks.CarliniWagnerL2Settings.build(preset=CW_DEFAULT_PRESET)
+    zoo_default = attacks.ZooSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", action="append", default=None,
                         help="trained run directory (repeatable; default results/models/"
@@ -455,9 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated (default {','.join(ATTACK_NAMES)})")
     parser.add_argument("--tools", default=",".join(TOOL_NAMES),
                         help=f"comma-separated (default {','.join(TOOL_NAMES)})")
-    parser.add_argument("--cw-preset", choices=sorted(attacks.CW_PRESETS), default="cleverhans",
-                        help="CW-L2 settings for all three tools (default cleverhans: 5 x 1000, "
-                             "lr 5e-3, c0 1e-2)")
+    parser.add_argument("--cw-preset", choices=sorted(attacks.CarliniWagnerL2Settings.presets),
+                        default=CW_DEFAULT_PRESET,
+                        help=f"CW-L2 settings for all three tools (default {CW_DEFAULT_PRESET}: "
+                             f"{cw_default.binary_steps} x {cw_default.iterations}, lr "
+                             f"{cw_default.lr:g}, c0 {cw_default.initial_const:g})")
     parser.add_argument("--cw-iterations", type=int, default=None,
                         help="override the preset's iterations per binary-search step")
     parser.add_argument("--cw-binary-steps", type=int, default=None,
@@ -473,12 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fresh draws, 80%% of which must be fooled before our attacks "
                              "count an image as done (dbayes attack: R for stochastic models; "
                              "the peers have none; default 0)")
-    parser.add_argument("--zoo-iterations", type=int, default=200,
-                        help="ZOO iterations, ours and ART (default 200)")
+    parser.add_argument("--zoo-iterations", type=int, default=zoo_default.iterations,
+                        help=f"ZOO iterations, ours and ART (default {zoo_default.iterations})")
     parser.add_argument("--zoo-fd-step", type=float, default=None,
-                        help="default 1e-4, or 1e-2 for stochastic models")
+                        help=f"default {zoo_default.fd_step.deterministic:g}, or "
+                             f"{zoo_default.fd_step.stochastic:g} for stochastic models")
     parser.add_argument("--zoo-queries-per-point", type=int, default=None,
-                        help="default 1, or 4 for stochastic models")
+                        help=f"default {zoo_default.queries_per_point.deterministic}, or "
+                             f"{zoo_default.queries_per_point.stochastic} for stochastic models")
     parser.add_argument("--batch-size", type=int, default=20,
                         help="images per attack call (default 20)")
     parser.add_argument("--max-query-batch", type=int, default=2000,
@@ -522,6 +552,13 @@ def main(argv=None) -> int:
                  "decision_draws"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.k is not None and args.k < 1:
+        parser.error("--k must be >= 1")
+    try:  # the attacks' own checks, before any model is loaded
+        cw_settings(args)
+        zoo_options(args)
+    except ValueError as err:
+        parser.error(str(err))
     tf.get_logger().setLevel("ERROR")  # ART's persistent-tape advice, foolbox's deprecations
     warnings.filterwarnings("ignore", message="PyTorch not found")  # ART, on import
     if args.threads:
@@ -536,39 +573,31 @@ def main(argv=None) -> int:
             env[package] = f"not importable ({type(err).__name__})"
     out = Path(args.out)
     dataset = load_dataset("mnist", allow_download=False)
-    plan = plan_attempts(dataset.test, args.n_images, "none", args.seed)
-    images, labels = dataset.test.images[plan["image_id"].to_numpy()], plan["label"].to_numpy()
+    images, labels = bench_images(dataset.test, args.n_images, args.seed)
     rows: list[dict] = []
     models_info: dict[str, str] = {}
 
     for model_dir in model_dirs:
         model = load_model(model_dir)
-        k = int(args.k or model.default_k) if model.is_stochastic else 1
-        label = f"{Path(model_dir).name} (K={k})" if model.is_stochastic else Path(model_dir).name
-        stream = DrawStream(model, k, seed=args.seed)
-        judge_stream = DrawStream(model, k, seed=args.seed)
-        judge_fn = LogitsFn(judge_stream, args.max_query_batch)
-
-        def verdict_of(x_all):
-            """Majority class over R draws, batch b judged by the stream at seed (seed + 1, b)."""
-            parts = []
-            for b, start in enumerate(range(0, len(x_all), args.batch_size)):
-                judge_stream.reset([args.seed + 1, b])
-                parts.append(metrics.judge(judge_fn, x_all[start:start + args.batch_size],
-                                           args.draws).majority)
-            return np.concatenate(parts)
-
+        # two streams: the one the attacks query, and the one that judges (K as the Victim
+        # resolves it); the draw counts of every decision are this script's options, passed
+        # explicitly, not the victim's defaults for `dbayes attack`
+        victim = Victim(model, k=args.k, max_batch=args.max_query_batch, seed=args.seed)
+        judge = Victim(model, k=args.k, max_batch=args.max_query_batch, seed=args.seed)
+        k = victim.k
+        label = f"{Path(model_dir).name} (K={k})" if victim.stochastic else Path(model_dir).name
+        verdict_of = functools.partial(verdicts, judge, args=args)
         correct = verdict_of(images) == labels
         x, y = images[correct], labels[correct].astype(np.int32)
         starts = range(0, len(x), args.batch_size)
-        kind = f"stochastic, K={k}" if model.is_stochastic else "deterministic"
+        kind = f"stochastic, K={k}" if victim.stochastic else "deterministic"
         models_info[model_dir] = (f"{model.config.model}-{model.config.arch}, {kind}, clean "
                                   f"{int(correct.sum())}/{len(correct)} correct")
         print(f"{label}: {int(correct.sum())} of {len(correct)} images correct by majority",
               file=sys.stderr)
         for attack in attack_list:
-            runs = [ToolRun(attack, tool, label, model_dir, model.is_stochastic, k, args,
-                            len(starts)) for tool in tool_list if (attack, tool) in SUPPORTED]
+            runs = [ToolRun(attack, tool, label, model_dir, victim, args, len(starts))
+                    for tool in tool_list if (attack, tool) in SUPPORTED]
             for run in runs:
                 print(f"  {attack} / {run.tool} ...", file=sys.stderr, flush=True)
             # Batches outer, tools inner: a run stopped part-way (hours into ZOO on a stochastic
@@ -576,7 +605,7 @@ def main(argv=None) -> int:
             for b, start in enumerate(starts):
                 xb, yb = x[start:start + args.batch_size], y[start:start + args.batch_size]
                 for run in runs:
-                    run.attack_batch(b, start, xb, yb, stream)
+                    run.attack_batch(b, start, xb, yb)
             for run in runs:
                 row = run.row(x, y, verdict_of)
                 rows.append(row)

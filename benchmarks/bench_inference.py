@@ -19,10 +19,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from dbayes_tf import data, models, reporting, training  # noqa: E402
-from dbayes_tf import distributions as dist  # noqa: E402
+from dbayes_tf import data, models, reporting
+from dbayes_tf import distributions as dist
+from dbayes_tf.runs.train import load_model
 
 MARK_BEGIN = "<!-- bench_inference:begin -->"
 MARK_END = "<!-- bench_inference:end -->"
@@ -51,14 +52,14 @@ def main(argv=None) -> int:
 
     mnist = data.load_dataset("mnist", allow_download=False)
     if args.model_dir:
-        model = training.load_model(args.model_dir)
+        model = load_model(args.model_dir)
     else:
         model = models.build_model(models.resolve_config("gc", "cnn"))
     x = tf.constant(mnist.test.images[:args.batch_size])
     y = tf.constant(mnist.test.labels[:args.batch_size])
     rows = []
     for k in (1, 10):
-        median, spread = timed(lambda: model.logits(x, k=k).numpy(), args.repeats)
+        median, spread = timed(lambda k=k: model.logits(x, k=k).numpy(), args.repeats)
         rows.append((f"logits, K = {k}, batch {args.batch_size}",
                      f"{args.batch_size / median:,.0f} images/s",
                      f"{median * 1000:.0f} ms +- {spread * 1000:.0f} per batch"))
@@ -84,12 +85,12 @@ def main(argv=None) -> int:
         for i in range(args.epoch_steps):
             sl = slice(i * args.batch_size, (i + 1) * args.batch_size)
             step((images[sl], labels[sl], dist.as_seed(i)))
-        return None
 
     median, spread = timed(some_steps, max(1, args.repeats // 2))
     per_step = median / args.epoch_steps
-    rows.append((f"training epoch (train_k = {model.config.train_k}, batch {args.batch_size}, "
-                 f"{steps_per_epoch} steps)", f"{per_step * steps_per_epoch:.1f} s per epoch",
+    epoch = (f"training epoch (train_k = {model.config.train_k}, batch {args.batch_size}, "
+             f"{steps_per_epoch} steps)")
+    rows.append((epoch, f"{per_step * steps_per_epoch:.1f} s per epoch",
                  f"from {args.epoch_steps} timed steps"))
 
     env = reporting.environment()

@@ -1,8 +1,9 @@
 """How much signal ZOO's finite-difference gradient carries on a model, per setting.
 
 Not a test: a measurement behind the ZOO cells of the peer cross-check (``bench_attacks.py``),
-where ZOO fools every CNN image but none of the stochastic gc model's. At N test images (as
-`dbayes attack --seed` draws them), for the same random coordinates per image, it sets
+where ZOO fools every CNN image but none of the stochastic gc model's. At N test images (those
+the cross-check's committed caches were made on, ``common.bench_images``), for the same random
+coordinates per image, it sets
 ZOO's estimate of d gap / d x_j (``attacks.zoo.estimate_coordinate_gradients``: symmetric
 finite differences of step h, each point the mean of r queries, images clipped to [0, 1])
 beside a reference: the autodiff gradient of the expected gap, averaged over
@@ -33,22 +34,30 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm.auto import tqdm
 
-from dbayes_tf import attacks, reporting  # noqa: E402
-from dbayes_tf.attack_run import plan_attempts  # noqa: E402
-from dbayes_tf.attacks.zoo import estimate_coordinate_gradients, log_prob_gap  # noqa: E402
-from dbayes_tf.data import load_dataset  # noqa: E402
-from dbayes_tf.inference import DrawStream  # noqa: E402
-from dbayes_tf.training import load_model  # noqa: E402
+from dbayes_tf import attacks, reporting
+from dbayes_tf.attacks import estimate_coordinate_gradients, log_prob_gap
+from dbayes_tf.data import load_dataset
+from dbayes_tf.runs.train import load_model
+from dbayes_tf.victim import Victim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_attacks import markers, write_section  # noqa: E402
+from common import bench_images, markers, short_float, write_section
 
 SECTION = "bench_zoo_gradient"
+
+
+def default_settings() -> str:
+    """ZOO's own (h, r) for a deterministic and for a stochastic model (``ZooSettings``), then
+    bigger steps and more queries per point."""
+    zoo = attacks.ZooSettings()
+    ours = [(zoo.fd_step.deterministic, zoo.queries_per_point.deterministic),
+            (zoo.fd_step.stochastic, zoo.queries_per_point.stochastic)]
+    return ",".join([f"{short_float(h)}:{r}" for h, r in ours] + ["1e-1:4", "1e-2:32", "1e-1:32"])
 
 
 def parse_settings(text: str) -> list[tuple[float, int]]:
@@ -111,7 +120,7 @@ def measure_image(model_fn, image, label, coords, settings, args):
         weight = np.abs(reference)
         at_box_edge = float(np.mean((flat[coords] < step) | (flat[coords] > 1 - step)))
 
-        def objective(points):
+        def objective(points, queries=queries):
             images = np.clip(points, 0.0, 1.0)
             log_p = tf.nn.log_softmax(model_fn(tf.constant(
                 np.repeat(images, queries, axis=0).reshape((-1,) + image.shape), tf.float32)),
@@ -139,10 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", action="append", required=True,
                         help="trained model directory (repeatable)")
     parser.add_argument("--n-images", type=int, default=10)
-    parser.add_argument("--coordinates", type=int, default=128,
-                        help="coordinates per image, as ZOO picks per iteration")
-    parser.add_argument("--settings", default="1e-4:1,1e-2:4,1e-1:4,1e-2:32,1e-1:32",
-                        help="h:r pairs: finite-difference step and queries per point")
+    parser.add_argument("--coordinates", type=int, default=attacks.ZooSettings().coordinates,
+                        help="coordinates per image, as ZOO picks per iteration (default "
+                             "%(default)s)")
+    parser.add_argument("--settings", default=default_settings(),
+                        help="h:r pairs: finite-difference step and queries per point (default "
+                             "%(default)s)")
     parser.add_argument("--repeats", type=int, default=8,
                         help="independent estimates per image and setting")
     parser.add_argument("--reference-draws", type=int, default=256)
@@ -166,9 +177,7 @@ def main(argv=None) -> int:
         if not Path(model_dir).is_dir():
             raise SystemExit(f"--model-dir {model_dir}: no such directory")
     dataset = load_dataset("mnist", allow_download=False)
-    plan = plan_attempts(dataset.test, args.n_images, "none", args.seed)
-    images = dataset.test.images[plan["image_id"].to_numpy()]
-    labels = plan["label"].to_numpy()
+    images, labels = bench_images(dataset.test, args.n_images, args.seed)
     rng = np.random.default_rng(args.seed)
     dims = int(np.prod(images.shape[1:]))
     if args.coordinates > dims:
@@ -178,10 +187,9 @@ def main(argv=None) -> int:
     summary, started = [], time.time()
     for model_dir in args.model_dir:
         model = load_model(model_dir)
-        k = int(args.k or model.default_k) if model.is_stochastic else 1
-        name = f"{Path(model_dir).name} (K={k})" if model.is_stochastic else Path(model_dir).name
-        stream = DrawStream(model, k, seed=args.seed)
-        model_fn = attacks.chunked(stream, args.max_query_batch)
+        model_fn = Victim(model, k=args.k, max_batch=args.max_query_batch, seed=args.seed)
+        name = (f"{Path(model_dir).name} (K={model_fn.k})" if model_fn.stochastic
+                else Path(model_dir).name)
         rows = []
         for image, label, image_coords in tqdm(list(zip(images, labels, coords)), desc=name):
             rows += measure_image(model_fn, image, int(label), image_coords, settings, args)

@@ -11,6 +11,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from dbayes_tf.attack_settings import REGISTRY as ATTACK_REGISTRY  # no TensorFlow
+
 # TensorFlow's C++ start-up chatter is noise for a CLI user; real errors still surface.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,7 +27,7 @@ def friendly_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from dbayes_tf.data import DatasetError
-        from dbayes_tf.training import RunError
+        from dbayes_tf.runs.store import RunError
 
         try:
             return func(*args, **kwargs)
@@ -37,7 +39,9 @@ def friendly_errors(func):
         except KeyError as err:  # a run's JSON files without a field they must have
             raise UserError(f"a run file lacks the field {err}; is it damaged?") from None
         except KeyboardInterrupt:
-            raise UserError("interrupted; everything finished so far is saved") from None
+            click.echo("\ninterrupted; everything finished so far is saved (--resume goes on)",
+                       err=True)
+            sys.exit(130)  # the shell's code for "stopped by Ctrl-C", so scripts can tell
 
     return wrapper
 
@@ -112,8 +116,6 @@ def _import_tensorflow_quietly() -> None:
 def main():
     """dbayes: train deep Bayes (generative) classifiers and their discriminative counterparts,
     attack them, detect the attacks, and report the results."""
-    if not any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        _import_tensorflow_quietly()
 
 
 @main.command()
@@ -160,7 +162,7 @@ def main():
               help="Report accuracy on the first N test images only.")
 @click.option("--validation-size", type=click.IntRange(min=0), default=5000, show_default=True,
               help="Images held out of the training set (split seed 0); 0 trains on all.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the IDX .gz files (default: $DBAYES_DATA, then data/, ...).")
 @click.option("--config", "preset", type=click.Path(dir_okay=False), default=None,
               help="YAML preset (configs/); command-line options override it.")
@@ -175,7 +177,9 @@ def train(ctx: click.Context, **options):
     """Train a classifier (ELBO for latent models, cross-entropy otherwise) and report its clean
     test accuracy at K samples."""
     options = _apply_preset(ctx, options, options.pop("preset"))
-    from dbayes_tf import models, training
+    _import_tensorflow_quietly()
+    from dbayes_tf import models
+    from dbayes_tf.runs import train as training
 
     model_config = models.resolve_config(
         options["model"], options["arch"], k=options["k"], train_k=options["train_k"],
@@ -215,7 +219,7 @@ def train(ctx: click.Context, **options):
                    "--seed 2) for one row per seed, to see the Monte-Carlo spread of the "
                    "estimate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where to write NAME.csv / .md (default: the first run directory).")
 @click.option("--name", default="eval", show_default=True, help="Table file name stem.")
@@ -225,12 +229,21 @@ def evaluate(run_dirs, k, dataset, split, test_size, seeds, batch_size, data_dir
              quiet):
     """Clean accuracy, predictive entropy and NLL of trained models, as one table (columns
     named after the split: test_accuracy, validation_accuracy, ...)."""
-    from dbayes_tf import data, inference, training
+    from dbayes_tf.runs import store
+
+    for run_dir in run_dirs:  # before TensorFlow loads: a wrong folder fails at once
+        store.read_config(run_dir, "train")
+    _import_tensorflow_quietly()
+    from dbayes_tf import data, inference
+    from dbayes_tf.runs import train as training
+    from dbayes_tf.victim import Draws
 
     rows, cache = [], {}
     for run_dir in run_dirs:
         saved = training.load_run_config(run_dir)
         model = training.load_model(run_dir)
+        for note in Draws.resolve(model, k=k)[1]:
+            click.echo(f"note: {run_dir}: {note}", err=True)
         dataset_name = dataset or saved["train"]["dataset"]
         validation_size = training.validation_size_of(saved)
         key = (dataset_name, validation_size)
@@ -271,48 +284,25 @@ def summarize(run_dirs, out, name, first_attempts):
     curves, also drawn together in NAME.png (paper 1 Fig. 1a); iterative FGSM paths likewise
     (Fig. 1b). All RUN_DIRS must be of one kind.
     """
-    import pandas as pd
+    from dbayes_tf import reporting
+    from dbayes_tf.runs import summarize as summaries
 
-    from dbayes_tf import attack_run, paper_numbers, reporting, training
-
-    kinds = {attack_run.run_kind(run_dir) for run_dir in run_dirs}
+    kinds = {summaries.run_kind(run_dir) for run_dir in run_dirs}
     if len(kinds) > 1:
         raise UserError(f"RUN_DIRS mix kinds of run ({', '.join(sorted(kinds))}); summarize "
                         "one kind at a time")
     kind = kinds.pop()
     if first_attempts is not None and kind != "attack":
         raise UserError("--first-attempts applies to attack runs only")
-    if kind != "training":
-        frame, figure = attack_run.collect(run_dirs, kind, out, name, first_attempts)
+    if kind != "train":
+        frame, figure = summaries.collect(run_dirs, kind, out, name, first_attempts)
         provenance = f"Made by: `{_command_line()}` from each run's own tables."
         csv_path, md_path = reporting.write_table(frame, out, name, provenance)
         click.echo(reporting.to_markdown(frame))
         click.echo(f"\nwrote {csv_path} and {md_path}" + (f" and {figure}" if figure else ""),
                    err=True)
         return
-    rows = []
-    for run_dir in run_dirs:
-        saved = training.load_run_config(run_dir)
-        metrics_path = Path(run_dir) / training.METRICS_FILE
-        if not metrics_path.is_file():
-            raise UserError(f"{run_dir}: no {training.METRICS_FILE}; the run has not finished")
-        metrics = reporting.read_json(metrics_path)
-        key = (metrics["dataset"], metrics["model"], metrics["arch"])
-        paper = paper_numbers.CLEAN_ACCURACY.get(key + (metrics["k"],))
-        target = paper_numbers.TARGET_ACCURACY.get(key)
-        rows.append({
-            "run": Path(run_dir).name, "dataset": metrics["dataset"], "model": metrics["model"],
-            "arch": metrics["arch"], "k": metrics["k"], "epochs": metrics["epochs"],
-            "test_accuracy": metrics["test_accuracy"], "n_test": metrics["n_test"],
-            "paper_accuracy": paper[0] if paper else None,
-            "paper_source": paper[1] if paper else "",
-            "target": target,
-            "meets_target": None if target is None else metrics["test_accuracy"] >= target,
-            "train_seconds": round(sum(r["seconds"] for r in reporting.read_json(
-                Path(run_dir) / training.STATE_FILE)["history"])),
-            "seed": metrics["seed"], "command": saved.get("command") or "",
-        })
-    frame = pd.DataFrame(rows)
+    frame = summaries.training_rows(run_dirs)
     provenance = (f"Made by: `{_command_line()}` from each run's metrics.json (test accuracy "
                   "computed at the end of `dbayes train`, on the full test set unless n_test "
                   "says otherwise).")
@@ -321,69 +311,87 @@ def summarize(run_dirs, out, name, first_attempts):
     click.echo(f"\nwrote {csv_path} and {md_path}", err=True)
 
 
-ATTACK_CHOICES = ["fgsm", "ifgsm", "cw_l2", "deepfool", "truncated_deepfool", "zoo", "noise"]
+def _attack_setting_options(func):
+    """One option per attack setting, derived from the settings types (their defaults, types
+    and help are stated there only); every option defaults to "the attack's own"."""
+    from dbayes_tf.attack_settings import REGISTRY
+
+    seen: dict[str, list] = {}
+    for settings_type in REGISTRY.values():
+        for field in settings_type.fields():
+            seen.setdefault(field.name, []).append((settings_type, field))
+    for name, users in reversed(list(seen.items())):
+        kind = users[0][0].field_types()[name]
+        base = [t for t in getattr(kind, "__args__", (kind,)) if t is not type(None)][0]
+        helps = {f.metadata["help"] for _, f in users}
+        if len(helps) == 1:
+            defaults = "; ".join(f"{t.name}: {f.default}" for t, f in users)
+            text = f"{helps.pop()} ({defaults})."
+        else:
+            text = "; ".join(f"{t.name}: {f.metadata['help']} ({f.default})" for t, f in users)
+        flag = "--" + name.replace("_", "-")
+        if base is bool:
+            option = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None,
+                                  help=text)
+        elif name in ("p", "eps"):  # "inf"; an FGSM sweep START:STOP:STEP
+            option = click.option(flag, name, type=str, default=None, help=text)
+        else:
+            option = click.option(flag, name, type=base, default=None, help=text)
+        func = option(func)
+    return func
+
+
+def _victim_option_help() -> dict[str, str]:
+    from dbayes_tf import victim
+
+    return {
+        "draws": f"R fresh draws that judge every final image by majority (default "
+                 f"{victim.DEFAULT_VERDICT_DRAWS} for stochastic models, 1 otherwise).",
+        "decision_draws": f"Draws behind an attack's own decisions (default "
+                          f"{victim.STOCHASTIC_DECISION_DRAWS} for stochastic models, 1 "
+                          "otherwise).",
+        "confirm_draws": "Fresh draws, 80% of which must be fooled before cw_l2, zoo, deepfool "
+                         "or truncated_deepfool counts an image as done (default R for "
+                         "stochastic models, 0 = off otherwise).",
+        "max_query_batch": f"Largest batch sent to the model in one call (memory bound; "
+                           f"default {victim.DEFAULT_MAX_BATCH}).",
+    }
+
+
+_VICTIM_HELP = _victim_option_help()
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path())
-@click.option("--attack", type=click.Choice(ATTACK_CHOICES), required=True,
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--attack", type=click.Choice(list(ATTACK_REGISTRY)), required=True,
               help="fgsm / ifgsm (CleverHans), cw_l2, deepfool, truncated_deepfool, zoo (black "
                    "box), noise (random Gaussian control of size --l2).")
-@click.option("--n-images", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Test images to attack, drawn with --seed.")
+@click.option("--n-images", type=click.IntRange(min=1), default=None,
+              help="Test images to attack: the first N of a permutation drawn with --seed, so "
+                   "a smaller sample is part of a larger one (default 200).")
+@click.option("--images", "images_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="JSON file with a list of test indices to attack instead "
+                                 "(what `dbayes reproduce` writes as images.json).")
 @click.option("--targeted", type=click.Choice(["none", "all", "random"]), default=None,
               help="Targets: none (untargeted), all other classes, or one random other class. "
-                   "Default: all for ifgsm (paper 1), none otherwise.")
+                   "Default: the attack's first supported mode (ifgsm: random, else none).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Importance samples per class (default: the model's own K).")
-@click.option("--eps", default=None,
-              help="fgsm: L-inf step (default 0.1), or a sweep START:STOP:STEP (paper 1 Fig. "
-                   "1a); ifgsm: optional L-inf bound on the total change.")
-@click.option("--preset", type=click.Choice(["carlini", "cleverhans", "fast"]), default="fast",
-              show_default=True, help="cw_l2 settings; the options below override them.")
-@click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="ifgsm steps (100), cw_l2 steps per binary-search step (preset), "
-                   "deepfool max iterations (50), zoo iterations (200).")
-@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=0.01,
-              show_default=True, help="ifgsm step.")
-@click.option("--binary-steps", type=click.IntRange(min=1), default=None,
-              help="cw_l2 / zoo binary-search steps over c.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="cw_l2 Adam / zoo ADAM learning rate.")
-@click.option("--initial-const", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="cw_l2 / zoo starting trade-off constant c.")
-@click.option("--confidence", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="cw_l2 / zoo margin kappa.")
-@click.option("--no-abort-early", is_flag=True, help="cw_l2 / zoo: run every iteration.")
-@click.option("--p", "norm_p", default="2", show_default=True,
-              help="deepfool norm: a number > 1 or inf.")
-@click.option("--candidates", type=click.IntRange(min=2), default=10, show_default=True,
-              help="deepfool candidate classes.")
-@click.option("--overshoot", type=click.FloatRange(min=0), default=0.02, show_default=True)
-@click.option("--bisection-steps", type=click.IntRange(min=1), default=10, show_default=True,
-              help="truncated_deepfool halvings.")
-@click.option("--coordinates", type=click.IntRange(min=1), default=128, show_default=True,
-              help="zoo coordinates per iteration.")
-@click.option("--fd-step", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="zoo finite-difference step (default 1e-4, 0.01 for stochastic models).")
-@click.option("--queries-per-point", type=click.IntRange(min=1), default=None,
-              help="zoo queries averaged per point (default 1, 4 for stochastic models).")
-@click.option("--l2", type=click.FloatRange(min=0), default=None,
-              help="noise: L2 size of the Gaussian noise.")
-@click.option("--draws", type=click.IntRange(min=1), default=10, show_default=True,
-              help="R fresh draws that judge every final image (majority vote).")
+@click.option("--preset", type=click.Choice(["carlini", "cleverhans", "fast"]), default=None,
+              help="cw_l2 settings from Carlini's code, CleverHans or one fast search step "
+                   "(the default); the options below override them.")
+@_attack_setting_options
+@click.option("--draws", type=click.IntRange(min=1), default=None, help=_VICTIM_HELP["draws"])
 @click.option("--decision-draws", type=click.IntRange(min=1), default=None,
-              help="Draws behind an attack's own decisions (default 1, 3 for stochastic "
-                   "models).")
+              help=_VICTIM_HELP["decision_draws"])
 @click.option("--confirm-draws", type=click.IntRange(min=0), default=None,
-              help="cw_l2, zoo, deepfool, truncated_deepfool: fresh draws, 80% of which "
-                   "must be fooled before the attack counts an image as done (default R for "
-                   "stochastic models, 0 for deterministic ones: off).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--max-query-batch", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Largest batch sent to the model in one call (memory bound).")
+              help=_VICTIM_HELP["confirm_draws"])
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Attempts per batch (default 20); results are saved after every batch.")
+@click.option("--max-query-batch", type=click.IntRange(min=1), default=None,
+              help=_VICTIM_HELP["max_query_batch"])
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run directory for attempts.csv, adversarial/*.npz and summary tables.")
 @click.option("--resume", is_flag=True, help="Skip attempts already finished in --out.")
@@ -395,77 +403,77 @@ def attack(model_dir, **o):
 
     Success is judged by majority over R fresh draws of the model (a stochastic classifier's
     single flip is not an adversarial example); the single-draw figure is reported beside it.
-    Results are saved after every batch; Ctrl-C keeps them and --resume carries on.
+    Results are saved after every batch; Ctrl-C keeps them and --resume carries on. With
+    --attack fgsm, --eps START:STOP:STEP sweeps the step size (paper 1 Fig. 1a).
     """
-    from dbayes_tf import attack_run, attacks, data, reporting, training
+    from dbayes_tf import attack_settings as attacks
+    from dbayes_tf.data import sample_test_images
+    from dbayes_tf.runs import store
 
-    name = o["attack"]
-    targeted = o["targeted"] or ("all" if name == "ifgsm" else "none")
-    saved = training.load_run_config(model_dir)
-    model = training.load_model(model_dir)
-    stochastic = model.is_stochastic
-    eps = attack_run.parse_eps(o["eps"])
-    if name != "fgsm" and eps is not None and len(eps) > 1:
-        raise UserError("an --eps sweep is for --attack fgsm only")
-    if eps is not None and len(eps) > 1 and targeted != "none":
-        raise UserError("the --eps sweep is untargeted FGSM (paper 1 Fig. 1a); drop --targeted")
-    params: dict = {}
-    if name == "fgsm":
-        params["eps"] = eps[0] if eps else 0.1
-    elif name == "ifgsm":
-        params.update(step_size=o["step_size"], iterations=o["iterations"] or 100,
-                      eps=eps[0] if eps else None)
-    elif name == "cw_l2":
-        preset = attacks.CW_PRESETS[o["preset"]]
-        params.update(
-            preset=o["preset"], confidence=o["confidence"],
-            binary_search_steps=o["binary_steps"] or preset.binary_search_steps,
-            max_iterations=o["iterations"] or preset.max_iterations,
-            learning_rate=o["lr"] or preset.learning_rate,
-            initial_const=o["initial_const"] or preset.initial_const,
-            abort_early=not o["no_abort_early"])
-    elif name in ("deepfool", "truncated_deepfool"):
-        try:
-            norm_p = float(o["norm_p"])
-        except ValueError:
-            raise UserError(f"--p must be a number > 1 or inf; got {o['norm_p']!r}") from None
-        if not norm_p > 1:  # also refuses nan
-            raise UserError(f"--p must be > 1 (DeepFool's dual norm needs it); got {norm_p}")
-        params.update(p=norm_p, candidates=o["candidates"], overshoot=o["overshoot"],
-                      max_iterations=o["iterations"] or 50)
-        if name == "truncated_deepfool":
-            params["bisection_steps"] = o["bisection_steps"]
-    elif name == "zoo":
-        params.update(
-            confidence=o["confidence"], max_iterations=o["iterations"] or 200,
-            coordinates=o["coordinates"], learning_rate=o["lr"] or 1e-2,
-            fd_step=o["fd_step"] or (1e-2 if stochastic else 1e-4),
-            queries_per_point=o["queries_per_point"] or (4 if stochastic else 1),
-            initial_const=o["initial_const"] or 10.0,
-            binary_search_steps=o["binary_steps"] or 1, abort_early=not o["no_abort_early"])
-    elif name == "noise":
-        if o["l2"] is None:
-            raise UserError("--attack noise needs --l2 (the noise's L2 size)")
-        params["l2"] = o["l2"]
+    name = o.pop("attack")
+    settings_type = attacks.settings_type(name)
+    names = {f.name for t in attacks.REGISTRY.values() for f in t.fields()}
+    asked = {key: o.pop(key) for key in names}
+    asked = {key: value for key, value in asked.items() if value is not None}
+    eps_sweep = None
+    if "eps" in asked:
+        values = attacks.parse_eps(asked["eps"])
+        if len(values) > 1:
+            if name != "fgsm":
+                raise UserError("an --eps sweep is for --attack fgsm only")
+            if o["targeted"] not in (None, "none"):
+                raise UserError("the --eps sweep is untargeted FGSM (paper 1 Fig. 1a); drop "
+                                "--targeted")
+            eps_sweep = values
+            del asked["eps"]
+        else:
+            asked["eps"] = values[0]
+    foreign = sorted(set(asked) - {f.name for f in settings_type.fields()})
+    if foreign:
+        raise UserError(f"{', '.join('--' + f.replace('_', '-') for f in foreign)}: not a "
+                        f"setting of {name} (its settings: "
+                        f"{', '.join(f.name for f in settings_type.fields()) or 'none'})")
+    settings = settings_type.build(asked, preset=o["preset"])
+    targeted = settings_type.check_targeting(o["targeted"])
+    if o["n_images"] is not None and o["images_file"]:
+        raise UserError("give --n-images or --images, not both")
+    saved = store.read_config(model_dir, "train")  # before TensorFlow: a wrong folder fails fast
+    _import_tensorflow_quietly()
+    from dbayes_tf import data, reporting, victim
+    from dbayes_tf.runs import attack as attack_runs
+    from dbayes_tf.runs.train import load_model
+
+    model = load_model(model_dir)
+    target = victim.Victim(model, k=o["k"], verdict_draws=o["draws"],
+                           decision_draws=o["decision_draws"], confirm_draws=o["confirm_draws"],
+                           max_batch=o["max_query_batch"] or victim.DEFAULT_MAX_BATCH,
+                           seed=o["seed"])
+    for note in target.notes:
+        click.echo(f"note: {note}", err=True)
     dataset = data.load_dataset(saved["train"]["dataset"], data_dir=o["data_dir"])
+    if o["images_file"]:
+        image_ids = _read_image_ids(o["images_file"])
+    else:
+        image_ids = sample_test_images(
+            len(dataset.test), o["n_images"] or attack_runs.DEFAULT_N_IMAGES, o["seed"])
+    batch_size = o["batch_size"] or attack_runs.DEFAULT_BATCH_SIZE
     _seed_everything(o["seed"])
-    if name == "fgsm" and eps is not None and len(eps) > 1:
-        frame = attack_run.fgsm_sweep(
-            model, dataset.test, eps, n_images=o["n_images"], k=o["k"], seed=o["seed"],
-            draws=o["draws"], batch_size=o["batch_size"], out_dir=o["out"],
-            command=_command_line(), progress=not o["quiet"])
+    log = lambda text: click.echo(text, err=True)  # noqa: E731
+    if eps_sweep is not None:
+        frame = attack_runs.fgsm_sweep(
+            target, model_dir, dataset.test, eps_sweep, image_ids=image_ids, seed=o["seed"],
+            batch_size=batch_size, out_dir=o["out"], dataset=dataset.name,
+            resume=o["resume"], overwrite=o["overwrite"], command=_command_line(),
+            progress=not o["quiet"], log=log)
         click.echo(reporting.to_markdown(frame))
         click.echo(f"\nwrote {Path(o['out']) / 'fgsm_sweep'}.{{csv,md,png}}", err=True)
         return
-    settings = attack_run.AttackSettings(
-        attack=name, targeted=targeted, n_images=o["n_images"], k=o["k"], seed=o["seed"],
-        batch_size=o["batch_size"], draws=o["draws"], decision_draws=o["decision_draws"],
-        confirm_draws=o["confirm_draws"],
-        max_query_batch=o["max_query_batch"], params=params)
-    summary = attack_run.run_attack(
-        model, model_dir, dataset.test, settings, o["out"], resume=o["resume"],
-        overwrite=o["overwrite"], progress=not o["quiet"], command=_command_line(),
-        log=lambda text: click.echo(text, err=True))
+    plan = attack_runs.AttackPlan(targeted=targeted, image_ids=image_ids, seed=o["seed"],
+                                  batch_size=batch_size)
+    summary = attack_runs.run_attack(
+        target, model_dir, dataset.test, settings, plan, o["out"], dataset=dataset.name,
+        resume=o["resume"], overwrite=o["overwrite"], progress=not o["quiet"],
+        command=_command_line(), log=log)
     import pandas as pd
 
     shown = pd.DataFrame([summary]).drop(columns=["model_dir"]).T.reset_index()
@@ -473,6 +481,20 @@ def attack(model_dir, **o):
     click.echo(reporting.to_markdown(shown))
     click.echo(f"\nrun in {o['out']}: summary.{{csv,md}}, attempts.csv and adversarial/*.npz",
                err=True)
+
+
+def _read_image_ids(path: str) -> tuple[int, ...]:
+    import json
+
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read test indices from {path}: {err}") from None
+    if isinstance(values, dict):
+        values = values.get("image_ids")
+    if not (isinstance(values, list) and values and all(isinstance(v, int) for v in values)):
+        raise UserError(f"{path} must hold a non-empty list of test indices")
+    return tuple(sorted(set(values)))
 
 
 @main.command()
@@ -503,15 +525,25 @@ def attack(model_dir, **o):
 @click.option("--n-clean", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Held-out clean test images (not attacked) for the false-positive rate.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace a detection run already in --out.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
 def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_fit, fit_split,
-           n_clean, seed, data_dir, out, quiet):
+           n_clean, seed, data_dir, out, overwrite, quiet):
     """Detect the adversarial examples of attack runs with a conditional generative model:
     detection rate, false-positive rate, ROC AUC and curves, and a reconstruction grid."""
-    from dbayes_tf import data, detection_run, reporting, training
+    from dbayes_tf.runs import store
+
+    store.read_config(detector_model, "train")  # before TensorFlow: wrong folders fail at once
+    for attack_dir in attack_dirs:
+        store.read_config(attack_dir, "attack")
+    store.guard(out, "detect", resume=False, overwrite=overwrite)
+    _import_tensorflow_quietly()
+    from dbayes_tf import data, reporting
+    from dbayes_tf.runs import detect as detection_run
+    from dbayes_tf.runs import train as training
 
     saved = training.load_run_config(detector_model)
     dataset = data.load_dataset(saved["train"]["dataset"], data_dir=data_dir,
@@ -520,7 +552,7 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
     frame = detection_run.run_detection(
         method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,
         per_class=per_class, k=k, n_fit=n_fit, fit_split=fit_split, n_clean=n_clean, seed=seed,
-        progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
+        overwrite=overwrite, progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
     click.echo(reporting.to_markdown(frame.drop(columns=["attack_run"])))
     click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",
                err=True)

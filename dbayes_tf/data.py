@@ -276,3 +276,14 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 __all__: Sequence[str] = ("Dataset", "DatasetError", "Split", "load_dataset", "locate_raw",
                           "read_idx", "write_idx", "batches", "canonical_name", "DATASETS")
+
+
+def sample_test_images(n_test: int, n_images: int, seed: int) -> tuple[int, ...]:
+    """``n_images`` test indices drawn with ``seed``, sorted. The first n of one seeded
+    permutation, so a smaller sample is part of a larger one with the same seed (a run on 100
+    images shares them with a run on 200)."""
+    if not 1 <= n_images <= n_test:
+        raise ValueError(f"--n-images must be between 1 and the test set's {n_test}; got "
+                         f"{n_images}")
+    order = np.random.default_rng([seed, 7]).permutation(n_test)
+    return tuple(int(i) for i in np.sort(order[:n_images]))

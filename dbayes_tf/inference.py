@@ -11,8 +11,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from . import distributions as dist
 from .data import Split
+from .victim import resolve_k
 
 
 def predictive_entropy(logits: tf.Tensor) -> tf.Tensor:
@@ -49,7 +49,7 @@ def evaluate(model, split: Split, *, k: int | None = None, batch_size: int = 100
              seed: int = 0, progress: bool = True, description: str = "eval") -> Evaluation:
     """Clean accuracy, predictive entropy and NLL over ``split``; batch b uses seed (seed, b),
     so the same seed gives the same numbers."""
-    k = int(k or model.default_k) if model.is_stochastic else 1  # K means nothing to a plain net
+    k = resolve_k(model, k)
     all_logits = []
     starts = range(0, len(split), batch_size)
     for batch_index, start in enumerate(tqdm(starts, desc=description, disable=not progress,
@@ -66,29 +66,3 @@ def evaluate(model, split: Split, *, k: int | None = None, batch_size: int = 100
         mean_entropy=float(np.mean(predictive_entropy(logits).numpy())),
         nll=float(-np.mean(log_probs[np.arange(len(labels)), labels])),
         n=len(labels), k=k, predictions=predictions, logits=logits)
-
-
-class DrawStream:
-    """``model.logits`` as an attacker meets it: every call draws fresh randomness (fresh z,
-    fresh dropout masks), from a stream the experimenter can replay. ``reset(seed)`` restarts
-    the stream, so a resumed attack run repeats each batch exactly. Works inside
-    ``tf.function``: the call counter is a variable, not a Python int frozen at trace time."""
-
-    def __init__(self, model, k: int | None = None, seed=0):
-        self.model = model
-        self.k = int(k or model.default_k)
-        self._base = tf.Variable(dist.as_seed(seed), trainable=False)
-        self._calls = tf.Variable(0, dtype=tf.int32, trainable=False)
-
-    def reset(self, seed) -> None:
-        self._base.assign(dist.as_seed(seed))
-        self._calls.assign(0)
-
-    def __call__(self, x) -> tf.Tensor:
-        call_index = self._calls.assign_add(1)
-        seed = tf.random.experimental.stateless_fold_in(self._base, call_index)
-        return self.model.logits(x, self.k, seed=seed)
-
-    def probabilities(self, x) -> np.ndarray:
-        """What a black-box attacker sees: output probabilities as plain numbers."""
-        return tf.nn.softmax(self(x), axis=-1).numpy()

@@ -9,6 +9,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .inference import predictive_entropy
+from .stats import bootstrap_median_interval, wilson_interval
 
 
 @dataclasses.dataclass
@@ -68,7 +69,8 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
     clean_accuracy and error_adv (error w.r.t. the original classes, majority vote) are over
     all attempts; success rates and queries over attempts whose clean image was classified
     correctly; distortions and robustness rho (mean ||eta|| / ||x||) only over the successful
-    ones among those. accuracy_adv (to the target) only for targeted attacks.
+    ones among those. accuracy_adv (to the target) only for targeted attacks. The success rate
+    carries its 95% Wilson interval, the median L2 its 95% bootstrap interval.
     """
     valid = attempts[attempts["clean_correct"]]
     won = valid[valid["success"]]
@@ -77,17 +79,23 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
     def mean(series):
         return float(series.mean()) if len(series) else float("nan")
 
+    success_low, success_high = wilson_interval(int(valid["success"].sum()), len(valid))
+    median_low, median_high = bootstrap_median_interval(won["l2"].to_numpy())
     row = {
         "attempts": int(len(attempts)),
+        "valid_attempts": int(len(valid)),
+        "successes": int(valid["success"].sum()),
         "clean_accuracy": mean(attempts["clean_correct"].astype(float)),
         "error_adv": mean((attempts["pred_adv"] != attempts["label"]).astype(float)),
         "accuracy_adv": mean((attempts["pred_adv"] == attempts["target"]).astype(float))
         if targeted else float("nan"),
         "success_rate": mean(valid["success"].astype(float)),
+        "success_low": success_low, "success_high": success_high,
         "success_rate_single_draw": mean(valid["success_single"].astype(float)),
         "mean_fooled_rate": mean(valid["fooled_rate"]),
         "l2_mean": mean(won["l2"]),
         "l2_median": float(won["l2"].median()) if len(won) else float("nan"),
+        "l2_median_low": median_low, "l2_median_high": median_high,
         "linf_mean": mean(won["linf"]),
         "robustness_rho": mean(won["rel_l2"]),
         "entropy_adv": mean(valid["entropy_adv"]),

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import distributions as dist
+from .victim import resolve_k
 
 _FRESH_SEED_DOMAIN = 0x0DBA7E5  # any constant: it only separates fresh seeds from given ones
 MODEL_NAMES = ("mlp", "bnn", "cnn", "gc", "gfz", "dfz")
@@ -259,7 +260,7 @@ class Classifier(keras.Model):
     def logits(self, x, k: int | None = None, seed=None) -> tf.Tensor:
         """[B, C] class scores whose softmax is p(y | x). ``k`` defaults to the model's K."""
         x = tf.convert_to_tensor(x, tf.float32)
-        return self._compiled_logits(x, int(k or self.default_k), self._seed_or_fresh(seed))
+        return self._compiled_logits(x, resolve_k(self, k), self._seed_or_fresh(seed))
 
     def call(self, x, training=False):  # so that model(x) is model.logits(x)
         return self.logits(x)

@@ -39,7 +39,8 @@ def rng():
 def trained_runs(tmp_path_factory, mnist_small):
     """Small trained run directories shared by the attack and detection tests: an MLP (about
     90% test accuracy) and a tiny stochastic gc VAE-MLP, each saved as 'dbayes train' would."""
-    from dbayes_tf import models, training
+    from dbayes_tf import models
+    from dbayes_tf.runs import train as training
 
     root = tmp_path_factory.mktemp("runs")
     specs = {

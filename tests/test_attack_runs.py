@@ -6,8 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from dbayes_cli.main import main
-from dbayes_tf import attack_run, attacks
-from dbayes_tf.training import load_model
+from dbayes_tf import attacks
+from dbayes_tf.runs import attack as attack_run
+from dbayes_tf.runs import store
+from dbayes_tf.runs.train import load_model
+from dbayes_tf.victim import Victim, model_label
 
 
 @pytest.fixture
@@ -26,8 +29,9 @@ def test_attack_cli_writes_attempts_images_and_summary(runner, trained_runs, tmp
     assert result.exit_code == 0, result.output
     attempts = pd.read_csv(out / "attempts.csv")
     assert len(attempts) == 12 and attempts["attempt"].tolist() == list(range(12))
-    assert attempts["success"].mean() > 0.8
-    ids, images = attack_run.load_adversarial(out)
+    assert attempts.loc[attempts["clean_correct"], "success"].mean() > 0.8
+    saved = store.read_images(out)
+    ids, images = saved["attempt"], saved["x_adv"]
     assert ids.tolist() == list(range(12)) and images.shape == (12, 28, 28, 1)
     # the saved image is the one whose distortion the table reports
     from dbayes_tf.data import load_dataset
@@ -70,7 +74,7 @@ def test_summarize_first_attempts_compares_runs_on_the_same_attempts(runner, tra
                    "7").exit_code == 0
     result = runner.invoke(main, ["summarize", str(out), str(other), "--out", str(tables),
                                   "--first-attempts", "5"])
-    assert result.exit_code == 1 and "differ in --n-images" in result.output
+    assert result.exit_code == 1 and "differ in their test images" in result.output
 
 
 def test_targeted_all_gives_every_other_class_and_stochastic_judgement(runner, trained_runs,
@@ -95,12 +99,17 @@ class _Interrupt(Exception):
 def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_small, tmp_path,
                                                            monkeypatch):
     model = load_model(trained_runs["gc"])
-    settings = attack_run.AttackSettings(attack="deepfool", n_images=9, batch_size=3, k=2,
-                                         draws=3, params=dict(p=2.0, candidates=4,
-                                                              overshoot=0.02, max_iterations=5))
-    kw = dict(progress=False, log=lambda *_: None)
-    straight = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
-                                     tmp_path / "straight", **kw)
+    victim = Victim(model, k=2, verdict_draws=3)
+    settings = attacks.DeepFoolSettings.build(dict(candidates=4, iterations=5))
+    plan = attack_run.AttackPlan(targeted="none", image_ids=tuple(range(0, 90, 10)),
+                                 batch_size=3)
+    kw = dict(dataset="mnist", progress=False, log=lambda *_: None)
+
+    def run(out, victim=victim, **more):
+        return attack_run.run_attack(victim, trained_runs["gc"], mnist_small.test, settings,
+                                     plan, tmp_path / out, **kw, **more)
+
+    straight = run("straight")
     real_deepfool, calls = attacks.deepfool, {"n": 0}
 
     def interrupted(*args, **kwargs):
@@ -111,13 +120,11 @@ def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_s
 
     monkeypatch.setattr(attacks, "deepfool", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
-                              tmp_path / "split", **kw)
+        run("split")
     assert len(pd.read_csv(tmp_path / "split" / "attempts.csv")) == 3  # batch 1 kept
     assert not list((tmp_path / "split").rglob(".*"))  # no half-written temporary files
     monkeypatch.setattr(attacks, "deepfool", real_deepfool)
-    resumed = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
-                                    tmp_path / "split", resume=True, **kw)
+    resumed = run("split", resume=True)
     drop = ["seconds"]
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "straight" / "attempts.csv").drop(columns=drop),
@@ -125,8 +132,7 @@ def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_s
     for key in ("success_rate", "l2_mean", "error_adv"):
         assert straight[key] == resumed[key]
     written = {f.name: f.read_bytes() for f in (tmp_path / "split").iterdir() if f.is_file()}
-    again = attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
-                                  tmp_path / "split", resume=True, command="later", **kw)
+    again = run("split", resume=True, command="later")
     assert again["success_rate"] == resumed["success_rate"]
     assert written == {f.name: f.read_bytes() for f in (tmp_path / "split").iterdir()
                        if f.is_file()}  # a finished run is left as it was made
@@ -134,13 +140,11 @@ def test_resume_after_an_interruption_gives_the_same_table(trained_runs, mnist_s
     # brought up to date
     stale = pd.read_csv(tmp_path / "split" / "summary.csv").assign(attempts=6)
     stale.to_csv(tmp_path / "split" / "summary.csv", index=False)
-    attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, settings,
-                          tmp_path / "split", resume=True, **kw)
+    run("split", resume=True)
     assert pd.read_csv(tmp_path / "split" / "summary.csv")["attempts"].iloc[0] == 9
-    changed = attack_run.AttackSettings(**{**settings.__dict__, "draws": 5})
-    with pytest.raises(Exception, match="different settings"):
-        attack_run.run_attack(model, trained_runs["gc"], mnist_small.test, changed,
-                              tmp_path / "split", resume=True, **kw)
+    # a resume with other settings names what differs
+    with pytest.raises(store.RunError, match="victim.verdict_draws: saved 3, asked 5"):
+        run("split", victim=Victim(model, k=2, verdict_draws=5), resume=True)
 
 
 def test_fgsm_sweep_and_ifgsm_path_write_tables_and_plots(runner, trained_runs, tmp_path):
@@ -178,8 +182,9 @@ def test_fgsm_sweep_and_ifgsm_path_write_tables_and_plots(runner, trained_runs, 
     (["--attack", "fgsm", "--eps", "1.5"], "[0, 1]"),
     (["--attack", "fgsm", "--eps", "0.5:0.1:0.1"], "STOP >= START"),
     (["--attack", "deepfool", "--eps", "0:0.2:0.1"], "fgsm only"),
-    (["--attack", "deepfool", "--n-images", "20000"], "larger than the test set"),
-    (["--attack", "deepfool", "--targeted", "all"], "untargeted"),
+    (["--attack", "deepfool", "--n-images", "20000"], "between 1 and the test set"),
+    (["--attack", "deepfool", "--targeted", "all"], "supports --targeted none"),
+    (["--attack", "deepfool", "--coordinates", "5"], "not a setting of deepfool"),
     (["--attack", "deepfool", "--p", "1"], "> 1"),
     (["--attack", "noise"], "--l2"),
 ])
@@ -198,5 +203,5 @@ def test_attack_on_a_folder_without_weights_is_refused(runner, tmp_path):
 
 def test_tables_name_the_k_a_run_used(trained_runs):
     model = load_model(trained_runs["gc"])
-    assert attack_run.model_label(model) == "gc-mlp, K=5"  # its default
-    assert attack_run.model_label(model, 1) == "gc-mlp, K=1"
+    assert model_label(model) == "gc-mlp, K=5"  # its default
+    assert model_label(model, 1) == "gc-mlp, K=1"

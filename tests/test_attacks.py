@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from dbayes_tf import attacks, metrics
-from dbayes_tf.inference import DrawStream
-from dbayes_tf.training import load_model
+from dbayes_tf.victim import Victim
+from dbayes_tf.runs.train import load_model
 
 
 def _affine(rng, dim=12, classes=4):
@@ -234,7 +234,7 @@ def test_noise_control_has_the_asked_size_before_clipping(rng):
 def test_stochastic_model_fresh_draws_and_majority_judgement(trained_runs, mnist_small):
     gc = load_model(trained_runs["gc"])
     x = mnist_small.test.images[:6]
-    stream = DrawStream(gc, k=2, seed=3)
+    stream = Victim(gc, k=2, seed=3)
     first, second = stream(x).numpy(), stream(x).numpy()
     assert not np.allclose(first, second)  # every call is a fresh draw
     stream.reset(3)

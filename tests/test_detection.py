@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from dbayes_cli.main import main
 from dbayes_tf import metrics
 from dbayes_tf.detection import DETECTORS, make_detector
-from dbayes_tf.training import load_model
+from dbayes_tf.runs.train import load_model
 
 
 def test_roc_auc_matches_a_hand_count_and_scikit_learn():

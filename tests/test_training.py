@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dbayes_tf import inference, models, training
+from dbayes_tf import inference, models
+from dbayes_tf.runs import train as training
 
 
 def _train(tmp_path, mnist_small, name, arch, epochs, *, resume=False, out="run", **model_kw):
@@ -79,7 +80,7 @@ def test_resume_after_interruption_repeats_the_uninterrupted_run(tmp_path, mnist
 
 def test_refuses_to_clobber_a_run_or_resume_a_different_model(tmp_path, mnist_small):
     _train(tmp_path, mnist_small, "mlp", None, 1)
-    with pytest.raises(training.RunError, match="already holds a run"):
+    with pytest.raises(training.RunError, match="already holds a train run"):
         _train(tmp_path, mnist_small, "mlp", None, 1)
     with pytest.raises(training.RunError, match="different model config"):
         _train(tmp_path, mnist_small, "mlp", None, 2, resume=True, hidden=64)

@@ -6,41 +6,27 @@ constant across a batch's pixels in a way that mis-scales c on one-channel image
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from ..attack_settings import CarliniWagnerL2Settings
 from .utils import (AttackOutput, LossPlateau, ModelFn, as_images, as_labels, confirm,
                     keep_smallest, margin, update_constants)
 
 
-@dataclasses.dataclass(frozen=True)
-class CWSettings:
-    binary_search_steps: int
-    max_iterations: int
-    learning_rate: float
-    initial_const: float
-    abort_early: bool = True
-
-
-PRESETS = {
-    # Carlini's own "recommended parameters" (nn_robust_attacks/l2_attack.py), as in paper 1.
-    "carlini": CWSettings(9, 10_000, 1e-2, 1e-3),
-    # CleverHans' defaults.
-    "cleverhans": CWSettings(5, 1_000, 5e-3, 1e-2),
-    # One binary-search step, so c0 must already be large enough to succeed on most inputs.
-    "fast": CWSettings(1, 1_000, 1e-2, 1.0),
-}
+_DEFAULT = CarliniWagnerL2Settings
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
-                      confidence: float = 0.0, binary_search_steps: int = 5,
-                      max_iterations: int = 1_000, learning_rate: float = 5e-3,
-                      initial_const: float = 1e-2, abort_early: bool = True,
+                      confidence: float = _DEFAULT.confidence,
+                      binary_search_steps: int = _DEFAULT.binary_steps,
+                      max_iterations: int = _DEFAULT.iterations,
+                      learning_rate: float = _DEFAULT.lr,
+                      initial_const: float = _DEFAULT.initial_const,
+                      abort_early: bool = _DEFAULT.abort_early,
                       decision_draws: int = 1, confirm_draws: int = 0,
                       box: tuple[float, float] = (0.0, 1.0),
                       progress: bool = False) -> AttackOutput:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..attack_settings import DeepFoolSettings
 from .utils import AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm
 
 
@@ -16,8 +17,10 @@ def dual_exponent(p: float) -> float:
     return 1.0 if np.isinf(p) else p / (p - 1)
 
 
-def deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 10,
-             overshoot: float = 0.02, max_iterations: int = 50, confirm_draws: int = 0,
+def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
+             candidates: int = DeepFoolSettings.candidates,
+             overshoot: float = DeepFoolSettings.overshoot,
+             max_iterations: int = DeepFoolSettings.iterations, confirm_draws: int = 0,
              box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """Push each image just past the nearest linearised decision boundary, step by step, until
     the predicted class is no longer ``labels``.

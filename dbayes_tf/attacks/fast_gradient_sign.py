@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 
+from ..attack_settings import FastGradientSignSettings
 from .utils import AttackOutput, ModelFn, as_images, as_labels, margin
 
 
-def fast_gradient_sign(model_fn: ModelFn, x, labels, *, eps: float, targeted: bool = False,
+def fast_gradient_sign(model_fn: ModelFn, x, labels, *,
+                       eps: float = FastGradientSignSettings.eps, targeted: bool = False,
                        box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """Untargeted (labels = true classes) or targeted (labels = targets) FGSM.
 

@@ -8,11 +8,14 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta
 
+from ..attack_settings import IterativeFGSMSettings
 from .utils import AttackOutput, ModelFn, as_images, as_labels, margin
 
 
-def iterative_fgsm(model_fn: ModelFn, x, labels, *, step_size: float = 0.01,
-                   iterations: int = 100, eps: float | None = None, targeted: bool = True,
+def iterative_fgsm(model_fn: ModelFn, x, labels, *,
+                   step_size: float = IterativeFGSMSettings.step_size,
+                   iterations: int = IterativeFGSMSettings.iterations,
+                   eps: float | None = IterativeFGSMSettings.eps, targeted: bool = True,
                    record_path: bool = False, box: tuple[float, float] = (0.0, 1.0)
                    ) -> AttackOutput:
     """``iterations`` signed-gradient steps of ``step_size`` (paper 1: 100 x 0.01, targeted).

@@ -11,13 +11,17 @@ import numpy as np
 import tensorflow as tf
 
 from .deepfool import deepfool
+from ..attack_settings import DeepFoolSettings, TruncatedDeepFoolSettings
 from .utils import (AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm,
                     mean_logits)
 
 
-def truncated_deepfool(model_fn: ModelFn, x, labels, *, p: float = 2.0, candidates: int = 10,
-                       overshoot: float = 0.02, max_iterations: int = 50,
-                       bisection_steps: int = 10, decision_draws: int = 1,
+def truncated_deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
+                       candidates: int = DeepFoolSettings.candidates,
+                       overshoot: float = DeepFoolSettings.overshoot,
+                       max_iterations: int = DeepFoolSettings.iterations,
+                       bisection_steps: int = TruncatedDeepFoolSettings.bisection_steps,
+                       decision_draws: int = 1,
                        confirm_draws: int = 0,
                        box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """DeepFool, then ``bisection_steps`` halvings of [0, 1] along its perturbation; each test

@@ -89,21 +89,6 @@ def clip_to_box(x: tf.Tensor, box: tuple[float, float] = (0.0, 1.0)) -> tf.Tenso
     return tf.clip_by_value(x, box[0], box[1])
 
 
-def chunked(model_fn: ModelFn, max_batch: int) -> ModelFn:
-    """Call ``model_fn`` on at most ``max_batch`` images at a time (memory bound for big query
-    batches); gradients still flow through the concatenation."""
-    if max_batch < 1:
-        raise ValueError("max_batch must be >= 1")
-
-    def call(x):
-        n = int(x.shape[0])
-        if n <= max_batch:
-            return model_fn(x)
-        return tf.concat([model_fn(x[i:i + max_batch]) for i in range(0, n, max_batch)], axis=0)
-
-    return call
-
-
 def update_constants(const: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                      succeeded: np.ndarray) -> None:
     """One step of the per-example binary search over the trade-off constant c (Carlini &

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from ..attack_settings import ZooSettings
 from .utils import AttackOutput, LossPlateau, confirm, keep_smallest, update_constants
 
 # Log-probabilities, not probabilities: the same information for a black box, but a generative
@@ -53,11 +54,16 @@ def estimate_coordinate_gradients(objective: Callable, current: np.ndarray,
     return (loss[:, 1:1 + n] - loss[:, 1 + n:]) / (2 * step), loss[:, 0], aux[:, 0]
 
 
-def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False, confidence: float = 0.0,
-        max_iterations: int = 200, coordinates_per_iteration: int = 128,
-        learning_rate: float = 1e-2, finite_difference_step: float = 1e-4,
-        queries_per_point: int = 1, initial_const: float = 10.0, confirm_draws: int = 0,
-        binary_search_steps: int = 1, abort_early: bool = True,
+def zoo(log_probs_fn: LogProbsFn, x, labels, *, targeted: bool = False,
+        confidence: float = ZooSettings.confidence,
+        max_iterations: int = ZooSettings.iterations,
+        coordinates_per_iteration: int = ZooSettings.coordinates,
+        learning_rate: float = ZooSettings.lr,
+        finite_difference_step: float = ZooSettings.fd_step.deterministic,
+        queries_per_point: int = ZooSettings.queries_per_point.deterministic,
+        initial_const: float = ZooSettings.initial_const, confirm_draws: int = 0,
+        binary_search_steps: int = ZooSettings.binary_steps,
+        abort_early: bool = ZooSettings.abort_early,
         box: tuple[float, float] = (0.0, 1.0), seed: int = 0,
         progress: bool = False) -> AttackOutput:
     """Minimise ||x' - x||_2^2 + c * f(x'), x' = clip(x + delta), by coordinate-wise ADAM on

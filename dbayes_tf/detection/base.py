@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from ..victim import resolve_k
+
 
 class Detector(abc.ABC):
     """Subclasses set ``name``, ``larger_is_suspicious`` and implement ``raw_scores``."""
@@ -29,7 +31,7 @@ class Detector(abc.ABC):
             raise ValueError(f"the {self.name} detector needs a generative model (gc, gfz or "
                              f"dfz); got {model.config.model!r}")
         self.model = model
-        self.k = int(k or model.default_k)
+        self.k = resolve_k(model, k)
         self.per_class = per_class
         self.batch_size = batch_size
         self.seed = seed

@@ -1,18 +1,31 @@
 """``dbayes detect``: fit a detector on clean training data, calibrate its threshold, and score
-the clean test inputs and the successful adversarial examples of one or more attack runs."""
+the clean test inputs and the successful adversarial examples of one or more attack runs.
+
+The clean images are held-out test images that no listed attack run attacked, one set for all
+runs; each victim classifies them once, with the draw counts its attack run used, in bounded
+batches (a K = 10 generative victim judging 1,000 images with R = 10 draws is 100,000 decoder
+passes per class: minutes on 2 cores, shown with a progress bar).
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from . import attack_run, metrics, reporting
-from .data import Dataset
-from .detection import make_detector
-from .inference import DrawStream
-from .training import RunError, load_model, load_run_config
+from .. import metrics, reporting
+from ..data import Dataset
+from ..detection import make_detector
+from . import store
+from .attack import read_attack_config, victim_of
+from .store import RunError
+from .train import load_model, load_run_config
+
+# images per victim call when re-judging clean images: bounds memory for K x C decoder passes
+JUDGE_IMAGES_PER_CALL = 200
 
 
 RAW_NAMES = {"recon": "distance", "logit": "log_p_x_y", "marginal": "log_p_x", "kl": "kl"}
@@ -29,10 +42,11 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                   dataset: Dataset, out_dir: str | Path, *, fpr: float = 0.05,
                   threshold: str | None = None, per_class: bool | None = None,
                   k: int | None = None, n_fit: int = 5000, n_clean: int = 1000, seed: int = 0,
-                  fit_split: str = "validation",
+                  fit_split: str = "validation", overwrite: bool = False,
                   progress: bool = True, command: str | None = None,
                   log: Callable[[str], None] = print) -> pd.DataFrame:
     out_dir = Path(out_dir)
+    store.guard(out_dir, "detect", resume=False, overwrite=overwrite)
     detector_config = load_run_config(detector_dir)
     detector_dataset = detector_config["train"]["dataset"]
     if detector_dataset != dataset.name:
@@ -44,20 +58,33 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                          "the other detectors calibrate alpha to --fpr")
     runs = []
     for attack_dir in attack_dirs:
-        config = load_run_config(attack_dir) if (Path(attack_dir) / "config.json").is_file() \
-            else None
-        if config is None or "settings" not in config:
-            raise RunError(f"{attack_dir}: not a 'dbayes attack' run directory (no attack "
-                           "config.json)")
+        config = read_attack_config(attack_dir)
         if config.get("dataset") != dataset.name:
             raise ValueError(f"attack run {attack_dir} is on {config.get('dataset')}, but the "
                              f"detector {detector_dir} models {dataset.name}")
-        attempts = attack_run.load_attempts(attack_dir)
+        attempts = store.read_attempts(attack_dir)
         if not len(attempts):
             raise RunError(f"{attack_dir}: no finished attempts")
-        ids, images = attack_run.load_adversarial(attack_dir)
-        runs.append((Path(attack_dir), config, attempts.set_index("attempt").loc[ids], images))
+        saved = store.read_images(attack_dir, attempts)
+        runs.append((Path(attack_dir), config, attempts.set_index("attempt").loc[
+            saved["attempt"]], saved["x_adv"]))
+    # one clean set for every run: held-out test images that none of them attacked
+    attacked = set().union(*(set(attempts["image_id"]) for _, _, attempts, _ in runs))
+    rng = np.random.default_rng([seed, 11])
+    pool = np.array([i for i in range(len(dataset.test)) if i not in attacked])
+    clean_ids = np.sort(rng.choice(pool, size=min(n_clean, len(pool)), replace=False))
+    clean_x = dataset.test.images[clean_ids]
 
+    if overwrite:
+        for stale in [*out_dir.glob("detect_*.*"), *out_dir.glob("roc_*.png"),
+                      *out_dir.glob("grid_*.png")]:
+            stale.unlink()
+    store.write_config(out_dir, "detect", {
+        "method": method, "detector_dir": str(Path(detector_dir).resolve()),
+        "attack_dirs": [str(Path(d).resolve()) for d in attack_dirs],
+        "settings": {"fpr": fpr, "threshold": threshold, "per_class": per_class, "k": k,
+                     "n_fit": n_fit, "n_clean": n_clean, "seed": seed, "fit_split": fit_split},
+        "command": command, "environment": reporting.environment()})
     model = load_model(detector_dir)
     kwargs = dict(k=k, seed=seed, progress=progress)
     if per_class is not None and method in ("recon", "logit"):
@@ -74,21 +101,15 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
     detector.fit(fitting.images, fitting.labels)
     level = detector.use_paper_threshold() if threshold == "paper" else detector.calibrate(fpr)
 
-    rows, curves = [], []
+    rows, curves, judged = [], [], {}
     for attack_dir, config, attempts, images in runs:
-        attacked = set(attempts["image_id"])
-        rng = np.random.default_rng([seed, 11])
-        pool = np.array([i for i in range(len(dataset.test)) if i not in attacked])
-        clean_ids = np.sort(rng.choice(pool, size=min(n_clean, len(pool)), replace=False))
-        victim = load_model(config["model_dir"])
-        settings = config["settings"]
-        victim_fn = DrawStream(victim, settings.get("k"), seed=[seed, 12])
-        clean_x = dataset.test.images[clean_ids]
-        clean_pred = np.concatenate([
-            metrics.judge(victim_fn, clean_x[s:s + 100], settings.get("draws", 10)).majority
-            for s in range(0, len(clean_x), 100)])
-        clean_raw = detector.raw_scores(clean_x, clean_pred)
-        clean_scores = detector.statistic(clean_raw, clean_pred)
+        key = json.dumps([config["model_dir"], config["victim"]], sort_keys=True)
+        if key not in judged:  # several attacks on one victim share its clean verdicts
+            predicted = _judge_clean(config, clean_x, seed, progress, log)
+            raw = detector.raw_scores(clean_x, predicted)
+            judged[key] = (predicted, raw, detector.statistic(raw, predicted))
+        clean_pred, clean_raw, clean_scores = judged[key]
+        settings = {"attack": config["attack"], "targeted": config["targeted"]}
         won = (attempts["success"] & attempts["clean_correct"]).to_numpy()
         adv_x, adv_pred = images[won], attempts["pred_adv"].to_numpy()[won]
         adv_raw = detector.raw_scores(adv_x, adv_pred)
@@ -128,6 +149,19 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
     if curves:
         _roc_plot(curves, out_dir / f"roc_{method}.png", f"{method} detector")
     return frame
+
+
+def _judge_clean(config: dict, clean_x: np.ndarray, seed: int, progress: bool,
+                 log: Callable[[str], None]) -> np.ndarray:
+    """The victim's verdict on the clean images, with the draws its attack run used."""
+    victim = victim_of(config, load_model(config["model_dir"]), seed=[seed, 12])
+    log(f"classifying {len(clean_x)} clean images with {victim.label}, "
+        f"R = {victim.verdict_draws} draws")
+    step = max(1, JUDGE_IMAGES_PER_CALL // victim.verdict_draws)
+    majority = [victim.judge(clean_x[s:s + step]).majority
+                for s in tqdm(range(0, len(clean_x), step), desc="victim on clean images",
+                              unit="batch", leave=False, disable=not progress)]
+    return np.concatenate(majority)
 
 
 def _slug(text: str) -> str:

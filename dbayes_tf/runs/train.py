@@ -1,11 +1,12 @@
-"""Training loop with seeded, resumable epochs and atomic checkpoints.
+"""``dbayes train``: the training loop with seeded, resumable epochs and atomic checkpoints.
 
-A run directory holds::
+A training run directory holds (layout in :mod:`dbayes_tf.runs.store`)::
 
-    config.json          model config, training config, data source, machine, command
-    weights.weights.h5   model weights and optimiser state after the last finished epoch
-    state.json           epochs done and per-epoch history (loss, validation accuracy, seconds)
-    metrics.json         clean test metrics after the last epoch
+    config.json            model config, training config, data source, machine, command
+    weights.weights.h5     model weights after the last finished epoch (what others load)
+    optimizer.npz          the optimiser's state, only for --resume (never committed)
+    state.json             epochs done and per-epoch history (loss, validation accuracy, seconds)
+    metrics.json           clean test metrics after the last epoch
 
 Epoch e shuffles with seed (seed, e) and step s draws its noise with seed (seed, s), so a run
 interrupted and resumed goes through the same batches and random numbers as one that was not.
@@ -16,6 +17,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,14 +26,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from . import data as data_lib
-from . import inference, reporting
-from .models import Classifier, ModelConfig, build_model
+from .. import data as data_lib
+from .. import inference, reporting
+from ..models import Classifier, ModelConfig, build_model
+from .store import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, RunError, guard,
+                    read_config, remove_outputs, write_config)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.weights.h5"
-STATE_FILE = "state.json"
-METRICS_FILE = "metrics.json"
+OPTIMIZER_STATE_FILE = "optimizer.npz"
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -43,10 +44,6 @@ def mean_pixel_logit(images: np.ndarray) -> float:
     intensity (MNIST: 0.13 -> -1.90). Rounded, so that config.json holds a readable number."""
     mean = float(np.clip(np.mean(images, dtype=np.float64), 1e-3, 1 - 1e-3))
     return round(float(np.log(mean) - np.log1p(-mean)), 4)
-
-
-class RunError(RuntimeError):
-    """A run directory is missing, incomplete or does not match what was asked."""
 
 
 @dataclasses.dataclass
@@ -91,9 +88,39 @@ class TrainConfig:
         self.dataset = data_lib.canonical_name(self.dataset)
 
 
-def _save_weights(model: Classifier, run_dir: Path) -> None:
+def _save_checkpoint(model: Classifier, run_dir: Path) -> None:
+    """The weights alone (what evaluation, attacks and detectors load, a third of the size with
+    Adam's moments) and, apart, the optimiser state that only --resume needs. The optimiser
+    file goes first: weights newer than it would resume with stale moments."""
+    with reporting.atomic_path(run_dir / OPTIMIZER_STATE_FILE) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, *[v.numpy() for v in model.optimizer.variables])
+    bare = build_model(model.config).build_for_input()
+    bare.set_weights(model.get_weights())
     with reporting.atomic_path(run_dir / WEIGHTS_FILE) as tmp:
-        model.save_weights(str(tmp))
+        bare.save_weights(str(tmp))
+
+
+def _restore_checkpoint(model: Classifier, run_dir: Path) -> None:
+    optimizer_file = run_dir / OPTIMIZER_STATE_FILE
+    if not optimizer_file.is_file():
+        # runs saved before the split keep the optimiser state inside the weights file
+        model.optimizer.build(model.trainable_weights)
+        model.load_weights(str(run_dir / WEIGHTS_FILE))
+        return
+    with warnings.catch_warnings():
+        # the weights file holds no optimiser by design: its state comes from optimizer.npz
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(run_dir / WEIGHTS_FILE))
+    model.optimizer.build(model.trainable_weights)
+    with np.load(optimizer_file) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    variables = model.optimizer.variables
+    if len(values) != len(variables):
+        raise RunError(f"{optimizer_file} does not match the model ({len(values)} arrays for "
+                       f"{len(variables)} optimiser variables); start again with --overwrite")
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
 
 
 # Training settings that may change between a run and its resumption; the rest must match.
@@ -124,17 +151,8 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any], model_config: ModelCo
 
 
 def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG_FILE
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a dbayes run (no {CONFIG_FILE}); train one with "
-                       "'dbayes train --out DIR'")
-    try:
-        return reporting.read_json(path)
-    except ValueError as err:
-        raise RunError(f"{path}: unreadable JSON ({err})") from None
+    """A training run's config.json."""
+    return read_config(run_dir, "train")
 
 
 def validation_size_of(saved: dict[str, Any]) -> int:
@@ -168,15 +186,13 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     """Train (or resume) a model into ``run_dir``; returns the final metrics and the model."""
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
-    if state_path.exists() and not (resume or overwrite):
-        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                       "--overwrite to start again")
+    resuming = guard(run_dir, "train", resume=resume, overwrite=overwrite)
     if dataset is None:
         dataset = data_lib.load_dataset(train_config.dataset, data_dir=data_dir,
                                         validation_size=train_config.validation_size)
     train_split = dataset.train.take(train_config.train_size)
     test_split = dataset.test.take(train_config.test_size)
-    saved = load_run_config(run_dir) if resume and state_path.exists() else None
+    saved = load_run_config(run_dir) if resuming and state_path.exists() else None
 
     if train_config.decoder_bias_init == "data-mean":
         if not model_config.is_latent:
@@ -202,8 +218,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     start_epoch = 0
     if saved is not None:
         _check_resumable(run_dir, saved, model_config, train_config)
-        optimizer.build(model.trainable_weights)  # so that load_weights restores its state too
-        model.load_weights(str(run_dir / WEIGHTS_FILE))
+        _restore_checkpoint(model, run_dir)
         history = list(reporting.read_json(state_path)["history"])
         # The weights file knows how far training got: if a crash fell between saving the
         # weights and saving state.json, the weights are one epoch ahead and win.
@@ -215,9 +230,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
         log(f"resuming {run_dir} after epoch {start_epoch}")
         earlier_commands = saved.get("earlier_commands", []) + [saved.get("command")]
     elif overwrite:
-        for name in (STATE_FILE, WEIGHTS_FILE, METRICS_FILE):
-            (run_dir / name).unlink(missing_ok=True)
-    reporting.write_json(run_dir / CONFIG_FILE, {
+        remove_outputs(run_dir)
+        (run_dir / OPTIMIZER_STATE_FILE).unlink(missing_ok=True)
+    write_config(run_dir, "train", {
         "model": model_config.to_dict(),
         "train": dataclasses.asdict(train_config),
         "data": {"name": dataset.name, "source": dataset.source, "train": len(train_split),
@@ -260,7 +275,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
             + f", {record['seconds']:.1f}s")
         # Weights (with the optimiser state) and state are each replaced atomically, state last:
         # a crash in between leaves the previous epoch's state, and resuming redoes one epoch.
-        _save_weights(model, run_dir)
+        _save_checkpoint(model, run_dir)
         reporting.write_json(state_path, {"epochs_done": epoch + 1, "history": history})
 
     result = inference.evaluate(model, test_split, k=model.default_k, seed=seed,

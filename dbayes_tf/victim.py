@@ -1,0 +1,208 @@
+"""The model as attacks, metrics and detectors meet it: one object that resolves, once, every
+number that depends on whether the classifier is stochastic.
+
+A generative classifier (or an MC-dropout BNN) draws fresh random numbers on every call, so
+"is this image adversarial?" is a question about many draws, not one. How many draws each kind
+of decision takes is decided here and nowhere else:
+
+- K: importance samples (or dropout passes) per class and call: the caller's, else the model's
+  own; a deterministic model has nothing to sample, so K = 1 (:func:`resolve_k`);
+- R, the verdict draws: fresh draws whose majority judges every final image;
+- decision draws: draws behind an attack's own "have I succeeded?" tests;
+- confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim.
+
+Each call of a :class:`Victim` takes the next seed of a stream the experimenter can replay
+(``reset``), so a resumed attack repeats every batch exactly; it sends at most ``max_batch``
+images to the model at a time and counts every image it sends (``queries``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+# TensorFlow loads inside the methods that need it: the command line reads this module's
+# defaults for its help and checks options before paying TensorFlow's start-up.
+
+# R: an attack on a stochastic classifier is judged by the majority of this many fresh draws.
+DEFAULT_VERDICT_DRAWS = 10
+# One draw is a coin toss near the boundary; three average out most of it for the attack's own
+# tests at a third of R's cost (the verdict and the confirmation still use R).
+STOCHASTIC_DECISION_DRAWS = 3
+DEFAULT_MAX_BATCH = 2000
+BOX = (0.0, 1.0)
+
+
+def resolve_k(model, k: int | None = None) -> int:
+    """K for ``model``: ``k`` if given, else the model's default; 1 for a deterministic model."""
+    if not model.is_stochastic:
+        return 1
+    return int(k or model.default_k)
+
+
+def model_label(model, k: int | None = None) -> str:
+    """e.g. "gc-cnn, K=10": the K a run actually used, not only the model's default."""
+    samples = f", K={resolve_k(model, k)}" if model.is_stochastic else ""
+    return f"{model.config.model}-{model.config.arch}{samples}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Draws:
+    """The resolved draw counts of a victim, as stored in a run's config.json."""
+
+    k: int
+    verdict_draws: int
+    decision_draws: int
+    confirm_draws: int
+    stochastic: bool
+
+    @classmethod
+    def resolve(cls, model, *, k: int | None = None, verdict_draws: int | None = None,
+                decision_draws: int | None = None, confirm_draws: int | None = None
+                ) -> tuple["Draws", list[str]]:
+        """The draw counts for ``model`` from what was asked (None: the default), and a note
+        for every asked value that a deterministic model makes meaningless."""
+        for name, value in (("k", k), ("verdict_draws", verdict_draws),
+                            ("decision_draws", decision_draws)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1; got {value}")
+        if confirm_draws is not None and confirm_draws < 0:
+            raise ValueError(f"confirm-draws must be >= 0; got {confirm_draws}")
+        stochastic = bool(model.is_stochastic)
+        notes = []
+        if stochastic:
+            verdict = int(verdict_draws or DEFAULT_VERDICT_DRAWS)
+            resolved = cls(k=resolve_k(model, k), verdict_draws=verdict,
+                           decision_draws=int(decision_draws or STOCHASTIC_DECISION_DRAWS),
+                           confirm_draws=verdict if confirm_draws is None else int(confirm_draws),
+                           stochastic=True)
+        else:
+            # R equal answers would cost R times as much and say nothing more
+            ignored = [f"{name} {value}" for name, value in
+                       (("K", k), ("R", verdict_draws), ("decision draws", decision_draws),
+                        ("confirmation draws", confirm_draws)) if value not in (None, 1, 0)]
+            if ignored:
+                notes.append(f"{model.config.model} is deterministic: {', '.join(ignored)} "
+                             "ignored (one draw says everything)")
+            resolved = cls(k=1, verdict_draws=1, decision_draws=1, confirm_draws=0,
+                           stochastic=False)
+        return resolved, notes
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Victim:
+    """``model.logits`` behind a replayable draw stream, with the resolved draw counts.
+
+    ``victim(x)`` returns logits [B, C] of one fresh draw (works inside ``tf.function``: the
+    call and query counters are variables, not Python ints frozen at trace time).
+    """
+
+    def __init__(self, model, *, k: int | None = None, verdict_draws: int | None = None,
+                 decision_draws: int | None = None, confirm_draws: int | None = None,
+                 max_batch: int = DEFAULT_MAX_BATCH, seed=0,
+                 box: tuple[float, float] = BOX):
+        import tensorflow as tf
+
+        from . import distributions as dist
+
+        if max_batch < 1:
+            raise ValueError(f"max-query-batch must be >= 1; got {max_batch}")
+        self.model = model
+        self.draws, self.notes = Draws.resolve(
+            model, k=k, verdict_draws=verdict_draws, decision_draws=decision_draws,
+            confirm_draws=confirm_draws)
+        self.max_batch = int(max_batch)
+        self.box = box
+        self._base = tf.Variable(dist.as_seed(seed), trainable=False)
+        self._calls = tf.Variable(0, dtype=tf.int32, trainable=False)
+        self._queries = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    # -- what attacks and metrics read --------------------------------------------------------
+    @property
+    def k(self) -> int:
+        return self.draws.k
+
+    @property
+    def stochastic(self) -> bool:
+        return self.draws.stochastic
+
+    @property
+    def verdict_draws(self) -> int:
+        return self.draws.verdict_draws
+
+    @property
+    def decision_draws(self) -> int:
+        return self.draws.decision_draws
+
+    @property
+    def confirm_draws(self) -> int:
+        return self.draws.confirm_draws
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def label(self) -> str:
+        return model_label(self.model, self.k)
+
+    @property
+    def queries(self) -> int:
+        """Images sent through the model since the last ``reset`` (every draw counts)."""
+        return int(self._queries.numpy())
+
+    # -- calls ---------------------------------------------------------------------------------
+    def reset(self, seed) -> None:
+        """Restart the draw stream at ``seed`` (and the query count at 0)."""
+        from . import distributions as dist
+
+        self._base.assign(dist.as_seed(seed))
+        self._calls.assign(0)
+        self._queries.assign(0)
+
+    def _one_call(self, x):
+        import tensorflow as tf
+
+        call_index = self._calls.assign_add(1)
+        self._queries.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        seed = tf.random.experimental.stateless_fold_in(self._base, call_index)
+        return self.model.logits(x, self.k, seed=seed)
+
+    def __call__(self, x):
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x, tf.float32)
+        n = x.shape[0]
+        if n is None or n <= self.max_batch:
+            return self._one_call(x)
+        # a bounded batch per call keeps memory flat; gradients flow through the concatenation
+        return tf.concat([self._one_call(x[i:i + self.max_batch])
+                          for i in range(0, n, self.max_batch)], axis=0)
+
+    def log_probabilities(self, x) -> np.ndarray:
+        """What a black-box attacker sees: log p(y | x) of one draw, as plain numbers."""
+        import tensorflow as tf
+
+        return tf.nn.log_softmax(self(x), axis=-1).numpy()
+
+    def judge(self, x, batch_size: int | None = None):
+        """The verdict: classes of R fresh draws and their majority (metrics.judge), in batches
+        of ``batch_size`` images (default: as many as fit in one call of R copies)."""
+        from .metrics import Judgement, judge
+
+        x = np.asarray(x, np.float32)
+        step = batch_size or max(1, self.max_batch // self.verdict_draws)
+        if len(x) <= step:
+            return judge(self, x, self.verdict_draws)
+        parts = [judge(self, x[i:i + step], self.verdict_draws) for i in range(0, len(x), step)]
+        return Judgement(single=np.concatenate([p.single for p in parts]),
+                         majority=np.concatenate([p.majority for p in parts]),
+                         draws=np.concatenate([p.draws for p in parts], axis=1),
+                         entropy=np.concatenate([p.entropy for p in parts]))
+
+    def settings(self) -> dict[str, Any]:
+        """Everything about the victim that decides a run's numbers (for config.json)."""
+        return self.draws.to_dict() | {"max_batch": self.max_batch, "box": list(self.box)}
