@@ -46,36 +46,21 @@ def friendly_errors(func):
     return wrapper
 
 
-def _read_preset(path: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-    except OSError as err:
-        raise UserError(f"cannot read config {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"config {path} is not valid YAML: {err}") from None
-    if not isinstance(values, dict):
-        raise UserError(f"config {path} must be a mapping of option names to values")
-    return values
-
-
 def _apply_preset(ctx: click.Context, options: dict[str, Any], preset_path: str | None
                   ) -> dict[str, Any]:
     """Preset values fill every option not given on the command line; a preset's ``models:``
     section adds per-model values on top of its top-level ones."""
     if not preset_path:
         return options
-    preset = _read_preset(preset_path)
-    train_section = preset.get("train", preset)
-    per_model = train_section.get("models", {}) or {}
-    merged = {key: value for key, value in train_section.items() if key != "models"}
-    model = options.get("model")
-    if ctx.get_parameter_source("model") != ParameterSource.COMMANDLINE and "model" in merged:
-        model = merged["model"]
-    merged.update(per_model.get(model, {}) or {})
-    merged = {key.replace("-", "_"): value for key, value in merged.items()}
+    from dbayes_tf.runs.train import read_preset
+    from dbayes_tf.runs.store import RunError
+
+    model = options.get("model") if ctx.get_parameter_source("model") == \
+        ParameterSource.COMMANDLINE else None
+    try:
+        merged = read_preset(preset_path, model, default_model=options.get("model"))
+    except RunError as err:
+        raise UserError(str(err)) from None
     unknown = set(merged) - set(options)
     if unknown:
         raise UserError(f"config {preset_path}: unknown option(s) {sorted(unknown)}; "
@@ -105,6 +90,8 @@ def _import_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
+        # retracing notices are about our batch shapes, not the user's input
+        tf.get_logger().setLevel("ERROR")
     finally:
         os.dup2(saved, 2)
         os.close(devnull)
@@ -178,27 +165,17 @@ def train(ctx: click.Context, **options):
     test accuracy at K samples."""
     options = _apply_preset(ctx, options, options.pop("preset"))
     _import_tensorflow_quietly()
-    from dbayes_tf import models
     from dbayes_tf.runs import train as training
 
-    model_config = models.resolve_config(
-        options["model"], options["arch"], k=options["k"], train_k=options["train_k"],
-        likelihood=options["likelihood"],
-        gaussian_scale=options["gaussian_scale"], latent_dim=options["latent_dim"],
-        vae_channels=options["vae_channels"], vae_kernel_size=options["vae_kernel_size"],
-        dropout=options["dropout"], seed=options["seed"])
-    train_config = training.TrainConfig(
-        dataset=options["dataset"], epochs=options["epochs"], batch_size=options["batch_size"],
-        lr=options["lr"], lr_schedule=options["lr_schedule"], seed=options["seed"],
-        decoder_bias_init=options["decoder_bias_init"],
-        validation_size=options["validation_size"],
-        train_size=options["train_size"], test_size=options["test_size"])
+    run = {key: options.pop(key) for key in ("data_dir", "out", "resume", "overwrite", "quiet")}
+
+    model_config, train_config = training.configs_from_options(options)
     _seed_everything(options["seed"])
     metrics, _ = training.train(
-        model_config, train_config, options["out"], data_dir=options["data_dir"],
-        resume=options["resume"], overwrite=options["overwrite"],
-        progress=not options["quiet"], command=_command_line())
-    _print_and_save_accuracy([(options["out"], metrics)], options["out"], "accuracy")
+        model_config, train_config, run["out"], data_dir=run["data_dir"],
+        resume=run["resume"], overwrite=run["overwrite"], progress=not run["quiet"],
+        command=_command_line())
+    _print_and_save_accuracy([(run["out"], metrics)], run["out"], "accuracy")
 
 
 @main.command(name="eval")
@@ -556,6 +533,42 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
     click.echo(reporting.to_markdown(frame.drop(columns=["attack_run"])))
     click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",
                err=True)
+
+
+@main.command()
+@click.argument("plan", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for every run of the plan and its REPORT.md.")
+@click.option("--scale", type=click.Choice(["smoke", "reduced", "paper"]), default=None,
+              help="Image counts and presets the plan declares for this scale (default: the "
+                   "plan's default_scale).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the steps, what is done, and an estimated time for the rest (from "
+                   "the seconds per attempt that earlier runs recorded); run nothing.")
+@click.option("--costs-from", "cost_roots", type=click.Path(exists=True, file_okay=False),
+              multiple=True, default=("results",), show_default=True,
+              help="Where --dry-run looks for finished attack runs and their costs.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def reproduce(plan, out, scale, dry_run, cost_roots, data_dir, quiet):
+    """Run an experiment plan (configs/*.yaml): train or reuse its models, attack them all on
+    one fixed set of test images, run its detections, and write OUT/REPORT.md with every table
+    beside the paper's numbers.
+
+    Finished steps are skipped and unfinished ones resumed, so the same command picks up after
+    Ctrl-C; on a finished folder it does nothing and says so.
+    """
+    from dbayes_tf.runs import reproduce as reproduction
+
+    loaded = reproduction.load_plan(plan, scale)
+    if dry_run:
+        click.echo(reproduction.dry_run_text(loaded, Path(out), cost_roots + (out,)))
+        return
+    _import_tensorflow_quietly()
+    runner = reproduction.Reproduction(loaded, out, data_dir=data_dir, progress=not quiet,
+                                       log=lambda text: click.echo(text, err=True))
+    runner.run()
 
 
 def _seed_everything(seed: int) -> None:

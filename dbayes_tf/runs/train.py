@@ -289,3 +289,49 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
     }
     reporting.write_json(run_dir / METRICS_FILE, metrics)
     return metrics, model
+
+
+# -- presets and options (shared by `dbayes train` and `dbayes reproduce`) ---------------------
+MODEL_OPTIONS = ("k", "train_k", "likelihood", "gaussian_scale", "latent_dim", "vae_channels",
+                 "vae_kernel_size", "dropout", "hidden")
+TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def read_preset(path: str | os.PathLike, model: str | None = None,
+                default_model: str | None = None) -> dict[str, Any]:
+    """A training preset (configs/*.yaml): its ``train:`` section, with the per-model values of
+    its ``models:`` section on top, for ``model``, else the preset's own ``model``, else
+    ``default_model``."""
+    import yaml
+
+    try:
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise RunError(f"cannot read config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise RunError(f"config {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise RunError(f"config {path} must be a mapping of option names to values")
+    section = values.get("train", values)
+    per_model = section.get("models", {}) or {}
+    merged = {key: value for key, value in section.items() if key != "models"}
+    merged.update(per_model.get(model or merged.get("model") or default_model, {}) or {})
+    return {key.replace("-", "_"): value for key, value in merged.items()}
+
+
+def configs_from_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """Model and training configs from option names as `dbayes train` takes them (None or
+    absent: the library's default); unknown names are refused."""
+    from ..models import resolve_config
+
+    known = {"model", "arch", "seed", *MODEL_OPTIONS, *TRAIN_OPTIONS}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+    given = {key: value for key, value in options.items() if value is not None}
+    model_config = resolve_config(given.get("model", "gc"), given.get("arch"),
+                                  seed=given.get("seed", 0),
+                                  **{key: given[key] for key in MODEL_OPTIONS if key in given})
+    train_config = TrainConfig(**{key: given[key] for key in TRAIN_OPTIONS if key in given})
+    return model_config, train_config

@@ -1,0 +1,295 @@
+"""REPORT.md of a reproduced plan: every table the plan declares, ours beside the paper's, each
+rate with its 95% Wilson interval and each median distortion with its 95% bootstrap interval,
+and under each table what every row was made from (model, preset, images, seed).
+
+REPORT.md depends only on the plan, the seeds and the runs' results, so a run interrupted and
+resumed writes the same file as one that went straight through. Wall-clock costs differ from
+run to run; they go to COSTS.md.
+
+Table kinds (``kind:`` in a plan's ``tables:``):
+    accuracy   rows -> models; columns test_accuracy, validation_accuracy
+    attacks    rows -> attack steps; columns are measures of the attempts
+    grid       rows x columns -> attack or [detection, attack] steps; one ``measure``
+    detection  rows -> [detection step, attack step]; columns from the detection table
+    sweep      rows -> FGSM sweeps; accuracy at each step size, and one figure
+    path       rows -> iterative FGSM runs; the per-iteration curves, and one figure
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import paper_numbers, reporting
+from ..stats import bootstrap_median_interval, wilson_interval
+from . import store
+from .reproduce import Plan, Step, model_dir, step_dir
+
+RATES = {"clean_accuracy", "error_adv", "accuracy_adv", "success_rate",
+         "success_rate_single_draw", "detection_rate", "fpr_clean_test", "test_accuracy",
+         "validation_accuracy", "accuracy"}
+HEADERS = {"clean_accuracy": "accuracy (clean)", "error_adv": "error (adv)",
+           "accuracy_adv": "accuracy (adv)", "l2_mean": "distortion (adv), mean ± sd",
+           "l2_median": "median L2 [95% CI]", "success_rate": "success rate",
+           "success_rate_single_draw": "success (one draw)", "robustness_rho": "robustness rho",
+           "detection_rate": "detection rate", "fpr_clean_test": "false positives (clean test)",
+           "distortion_l2": "distortion", "distance_clean": "distance (clean)",
+           "distance_adv": "distance (adv)", "roc_auc": "ROC AUC",
+           "test_accuracy": "accuracy (test)", "validation_accuracy": "accuracy (validation)"}
+
+
+def _rate(successes: int, trials: int) -> str:
+    if trials == 0:
+        return "n/a"
+    low, high = wilson_interval(int(successes), int(trials))
+    return f"{100 * successes / trials:.2f}% [{100 * low:.1f}, {100 * high:.1f}] (n={trials})"
+
+
+def _mean_sd(values) -> str:
+    values = np.asarray(values, np.float64)
+    return "n/a" if len(values) == 0 else f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def _paper_text(value, measure: str) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:.2%}" if measure in RATES else f"{value:.3f}"
+
+
+class Cells:
+    """Measures of the plan's finished steps, read from their run directories."""
+
+    def __init__(self, plan: Plan, out: Path):
+        self.plan, self.out = plan, out
+        self._attempts: dict[str, pd.DataFrame] = {}
+
+    def attempts(self, name: str) -> pd.DataFrame:
+        if name not in self._attempts:
+            self._attempts[name] = store.read_attempts(
+                step_dir(self.out, Step("attack", name, {})))
+        return self._attempts[name]
+
+    def attack(self, name: str, measure: str) -> str:
+        a = self.attempts(name)
+        valid = a[a["clean_correct"]]
+        won = valid[valid["success"]]
+        if measure == "clean_accuracy":  # per image: 'all' repeats each image nine times
+            images = a.drop_duplicates("image_id")
+            return _rate(images["clean_correct"].sum(), len(images))
+        if measure == "error_adv":
+            return _rate((a["pred_adv"] != a["label"]).sum(), len(a))
+        if measure == "accuracy_adv":
+            if not (a["target"] >= 0).any():
+                return "untargeted"
+            return _rate((a["pred_adv"] == a["target"]).sum(), len(a))
+        if measure == "success_rate":
+            return _rate(valid["success"].sum(), len(valid))
+        if measure == "success_rate_single_draw":
+            return _rate(valid["success_single"].sum(), len(valid))
+        if measure == "l2_mean":
+            return _mean_sd(won["l2"])
+        if measure == "l2_median":
+            if not len(won):
+                return "n/a"
+            low, high = bootstrap_median_interval(won["l2"].to_numpy(), seed=self.plan.seed)
+            return f"{won['l2'].median():.3f} [{low:.3f}, {high:.3f}]"
+        if measure == "robustness_rho":
+            return _mean_sd(won["rel_l2"])
+        if measure == "seconds_per_attempt":
+            return f"{a['seconds'].mean():.2f}"
+        raise ValueError(f"unknown attack measure {measure!r}")
+
+    def detection(self, detection: str, attack: str, measure: str) -> str:
+        spec = self.plan.detections[detection]
+        folder = step_dir(self.out, Step("detect", detection, spec))
+        table = pd.read_csv(folder / f"detect_{spec['method']}.csv")
+        attack_dir = str(step_dir(self.out, Step("attack", attack, {})).resolve())
+        rows = table[table["attack_run"].map(lambda p: str(Path(p).resolve())) == attack_dir]
+        if rows.empty:
+            raise ValueError(f"detection {detection} has no row for attack {attack}")
+        row = rows.iloc[0]
+        if measure == "detection_rate":
+            n = int(row["n_adv"])
+            return _rate(round(row["detection_rate"] * n), n) if n else "no successful attack"
+        if measure == "fpr_clean_test":
+            n = int(row["n_clean"])
+            return _rate(round(row["fpr_clean_test"] * n), n)
+        value = row[measure]
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    def model(self, name: str, measure: str) -> str:
+        if measure == "test_accuracy":
+            result = reporting.read_json(model_dir(self.out, self.plan, name) /
+                                         store.METRICS_FILE)
+            n = int(result["n_test"])
+            return _rate(round(result["test_accuracy"] * n), n)
+        if measure == "validation_accuracy":
+            result = reporting.read_json(self.out / "evaluations" / f"{name}_validation.json")
+            return _rate(result["correct"], result["n"])
+        raise ValueError(f"unknown model measure {measure!r}")
+
+    def any(self, ref, measure: str) -> str:
+        if isinstance(ref, list):
+            return self.detection(ref[0], ref[1], measure)
+        if ref in self.plan.models:
+            return self.model(ref, measure)
+        return self.attack(ref, measure)
+
+    # where each row came from
+    def provenance(self, ref) -> str:
+        if isinstance(ref, list):
+            spec = self.plan.detections[ref[0]]
+            options = spec.get("options") or {}
+            return (f"detection `{ref[0]}`: {spec['method']} with model `{spec['detector']}` "
+                    f"on attack `{ref[1]}`" + (f", {options}" if options else ""))
+        if ref in self.plan.models:
+            return f"model `{ref}`: {self._model_text(ref)}"
+        spec = self.plan.attacks[ref]
+        config = reporting.read_json(step_dir(self.out, Step("attack", ref, {})) /
+                                     store.CONFIG_FILE)
+        victim = config["victim"]
+        settings = config.get("settings", {})
+        count = config.get("n_images", len(config.get("image_ids", [])))
+        preset = f"preset {spec['preset']}, " if spec.get("preset") else ""
+        targets = {"all": " x 9 targets", "random": ", one random target each"}.get(
+            config.get("targeted", spec.get("targeted")), "")
+        return (f"`{ref}`: {config.get('attack', spec['attack'])} on model `{spec['model']}` "
+                f"({self._model_text(spec['model'])}), K={victim['k']}, "
+                f"R={victim['verdict_draws']}, {preset}settings {settings}; {count} test "
+                f"images{targets}; seed {config['seed']}")
+
+    def _model_text(self, name: str) -> str:
+        spec = self.plan.models[name]
+        folder = model_dir(self.out, self.plan, name)
+        config = reporting.read_json(folder / store.CONFIG_FILE)
+        made = f"committed run {spec['run']}" if "run" in spec else "trained by the plan"
+        preset = spec.get("train", {}).get("preset") if "train" in spec else None
+        return (f"{config['model']['model']}-{config['model']['arch']}, {made}"
+                + (f", preset {preset}" if preset else "")
+                + f", training seed {config['train']['seed']}")
+
+
+def _table(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """A declared table as a frame (ours and, where the paper printed it, the paper's), and the
+    provenance lines of its rows."""
+    paper = paper_numbers.TABLES.get(table.get("id"), {}).get("rows", {})
+    kind = table["kind"]
+    rows, notes = [], []
+    for label, ref in table["rows"].items():
+        row = {"": label}
+        printed = paper.get(label, {})
+        if kind == "grid":
+            for column, cell in ref.items():
+                row[column] = cells.any(cell, table["measure"])
+                if column in printed:
+                    row[f"{column} (paper)"] = _paper_text(printed[column], table["measure"])
+                notes.append(f"{label} / {column}: {cells.provenance(cell)}")
+        else:
+            for measure in table["columns"]:
+                header = HEADERS.get(measure, measure)
+                row[header] = cells.any(ref, measure)
+                if measure in printed:
+                    row[f"{header} (paper)"] = _paper_text(printed[measure], measure)
+            notes.append(f"{label}: {cells.provenance(ref)}")
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(""), notes
+
+
+def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str]:
+    frames = []
+    for label, ref in table["rows"].items():
+        folder = step_dir(out, Step("sweep", ref, {}))
+        frame = pd.read_csv(folder / store.SWEEP_FILE).assign(model=label)
+        frames.append(frame)
+    curves = pd.concat(frames, ignore_index=True)
+    figure = reporting.plot_curves(curves[["model", "eps", "accuracy", "entropy"]], "eps",
+                                   out / "figures" / f"{table['id']}.png",
+                                   title=table.get("title", ""))
+    shown = curves.assign(accuracy=[_rate(c, n) for c, n in zip(curves["correct"],
+                                                                curves["images"], strict=True)])
+    wide = shown.pivot(index="eps", columns="model", values="accuracy").reset_index()
+    return wide, str(figure.relative_to(out))
+
+
+def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str]:
+    frames = []
+    for label, ref in table["rows"].items():
+        folder = step_dir(out, Step("attack", ref, {}))
+        frames.append(pd.read_csv(folder / "ifgsm_path.csv").assign(model=label))
+    curves = pd.concat(frames, ignore_index=True)
+    figure = reporting.plot_curves(
+        curves[["model", "iteration", "accuracy", "target_accuracy", "entropy"]], "iteration",
+        out / "figures" / f"{table['id']}.png", title=table.get("title", ""))
+    last = int(curves["iteration"].max())
+    keep = sorted({0, last // 4, last // 2, last})
+    shown = curves[curves["iteration"].isin(keep)]
+    wide = shown.pivot(index="iteration", columns="model",
+                       values=["accuracy", "target_accuracy", "entropy"])
+    wide.columns = [f"{model}: {measure}" for measure, model in wide.columns]
+    wide = wide.reset_index()
+    wide["iteration"] = wide["iteration"].astype(int)
+    return wide, str(figure.relative_to(out))
+
+
+def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
+    cells = Cells(plan, out)
+    parts = [f"# {plan.title}", "",
+             f"Made by `dbayes reproduce {plan.path} --scale {plan.scale}`: {plan.n_images} test "
+             f"images per dataset (the same for every model; `images.json`), seed {plan.seed}. "
+             "Rates carry a 95% Wilson interval and n; median distortions a 95% bootstrap "
+             "interval. Where the paper printed a number it stands in the column beside ours. "
+             "Wall-clock costs are in [COSTS.md](COSTS.md).", ""]
+    if plan.notes:
+        parts += [plan.notes.strip(), ""]
+    for table in plan.tables:
+        if table["kind"] == "costs":  # wall-clock: COSTS.md
+            continue
+        title = table.get("title", table.get("id", ""))
+        parts += [f"## {title}", ""]
+        source = paper_numbers.TABLES.get(table.get("id"), {}).get("source")
+        if table["kind"] in ("sweep", "path"):
+            maker = _sweep if table["kind"] == "sweep" else _path
+            frame, figure = maker(cells, table, out)
+            parts += [reporting.to_markdown(frame), "", f"![{title}]({figure})", ""]
+            notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
+        else:
+            frame, notes = _table(cells, table)
+            parts += [reporting.to_markdown(frame), ""]
+        reporting.write_table(frame, out / "tables", table["id"])
+        if source:
+            parts += [f"Paper: {source}.", ""]
+        if table.get("note"):
+            parts += [table["note"].strip(), ""]
+        parts += ["Made from:", ""] + [f"- {line}" for line in notes] + [""]
+        for figure in table.get("figures", []):
+            parts += [f"![{figure}]({figure})", ""]
+    reporting.write_text(out / "REPORT.md", "\n".join(parts).rstrip() + "\n")
+    _write_costs(plan, out, cells)
+    return out / "REPORT.md"
+
+
+def _write_costs(plan: Plan, out: Path, cells: Cells) -> None:
+    rows = []
+    for name, spec in plan.attacks.items():
+        folder = step_dir(out, Step("attack", name, {}))
+        if not (folder / store.SUMMARY_FILE).is_file():
+            continue
+        summary = pd.read_csv(folder / store.SUMMARY_FILE).iloc[0]
+        rows.append({"attack run": name, "attack": spec["attack"], "model": spec["model"],
+                     "attempts": int(summary["attempts"]),
+                     "seconds per attempt": round(float(summary["seconds_per_attempt"]), 2),
+                     "queries per attempt": round(float(summary["queries_mean"]), 1)})
+    env = reporting.environment()
+    text = ["# Costs", "", "Seconds per attempt as measured in this run (they vary from run to "
+            "run; REPORT.md does not).", "", reporting.to_markdown(pd.DataFrame(rows)), "",
+            reporting.machine_text(env), ""]
+    for table in plan.tables:
+        if table["kind"] != "costs":
+            continue
+        frame, notes = _table(cells, {**table, "kind": "grid", "measure": "seconds_per_attempt"})
+        source = paper_numbers.TABLES.get(table.get("id"), {}).get("source")
+        text += [f"## {table.get('title', table['id'])}", "", reporting.to_markdown(frame), ""]
+        text += [f"Paper: {source}.", ""] if source else []
+    reporting.write_text(out / "COSTS.md", "\n".join(text))

@@ -1,0 +1,498 @@
+"""``dbayes reproduce PLAN --out DIR``: an experiment plan (configs/*.yaml) run step by step.
+
+A plan names the models (trained on the spot, or a committed run reused), one fixed set of test
+images per dataset (shared by every model, so every comparison is paired), the attacks with
+their settings, the detections, and the tables of the report. Each scale (smoke, reduced,
+paper) declares its image count and overrides any part of the plan.
+
+The steps run in dependency order (models, then attacks, then detections, then the report);
+a finished step is skipped, an unfinished one resumed (every runner resumes where it stopped,
+with the numbers an uninterrupted run would give). ``DIR/steps.json`` records the settings each
+finished step was made with, so a plan edited since is refused rather than mixed in.
+
+Output::
+
+    DIR/plan.json                  the plan as resolved for the scale
+    DIR/images.json                the test indices of every dataset
+    DIR/models/NAME/               training runs made by the plan
+    DIR/attacks/NAME/              attack runs and FGSM sweeps
+    DIR/detections/NAME/           detection runs
+    DIR/evaluations/NAME.json      extra clean evaluations (e.g. on the validation split)
+    DIR/REPORT.md, DIR/tables/, DIR/figures/, DIR/COSTS.md
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import reporting
+from ..attack_settings import parse_eps, settings_type
+from . import store
+from .store import RunError
+
+SCALES = ("smoke", "reduced", "paper")
+STEPS_FILE = "steps.json"
+
+
+# -- the plan -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Step:
+    kind: str  # model, evaluate, attack, sweep, detect
+    name: str
+    spec: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclasses.dataclass
+class Plan:
+    path: Path
+    name: str
+    title: str
+    scale: str
+    seed: int
+    n_images: int
+    models: dict[str, dict[str, Any]]
+    attacks: dict[str, dict[str, Any]]
+    detections: dict[str, dict[str, Any]]
+    tables: list[dict[str, Any]]
+    notes: str
+
+    def steps(self) -> list[Step]:
+        steps = []
+        for name, spec in self.models.items():
+            steps.append(Step("model", name, spec))
+            for split in spec.get("evaluate", []):
+                steps.append(Step("evaluate", f"{name}_{split}", {"model": name, "split": split}))
+        for name, spec in self.attacks.items():
+            kind = "sweep" if spec["attack"] == "fgsm" and "eps_sweep" in spec else "attack"
+            steps.append(Step(kind, name, spec))
+        for name, spec in self.detections.items():
+            steps.append(Step("detect", name, spec))
+        return steps  # in dependency order: models, their evaluations, attacks, detections
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_plan(path: str | Path, scale: str | None = None) -> Plan:
+    """Read and check a plan; ``scale`` (default: the plan's ``default_scale``) picks the image
+    count and the overrides the plan declares for it."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise RunError(f"cannot read plan {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise RunError(f"plan {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise RunError(f"plan {path} must be a mapping")
+    scales = raw.get("scales") or {}
+    scale = scale or raw.get("default_scale") or next(iter(scales), None)
+    if scale not in scales:
+        raise RunError(f"plan {path} declares scales {sorted(scales) or 'none'}; not {scale!r}")
+    chosen = scales[scale] or {}
+    merged = _deep_merge(raw, chosen.get("overrides") or {})
+    if "images" not in chosen:
+        raise RunError(f"plan {path}: scale {scale} must say how many test images (images: N)")
+    plan = Plan(path=path, name=raw.get("name", path.stem), title=raw.get("title", path.stem),
+                scale=scale, seed=int(raw.get("seed", 0)), n_images=int(chosen["images"]),
+                models=merged.get("models") or {}, attacks=merged.get("attacks") or {},
+                detections=merged.get("detections") or {}, tables=merged.get("tables") or [],
+                notes=str(merged.get("notes") or ""))
+    _check(plan)
+    return plan
+
+
+def _check(plan: Plan) -> None:
+    """Refuse a plan with a dangling name or an unknown setting before anything runs."""
+    where = f"plan {plan.path}"
+    if not plan.models:
+        raise RunError(f"{where}: no models")
+    for name, spec in plan.models.items():
+        if ("run" in spec) == ("train" in spec):
+            raise RunError(f"{where}: model {name} needs exactly one of run: (a committed run "
+                           "to reuse) or train: (options to train it with)")
+    for name, spec in plan.attacks.items():
+        if spec.get("model") not in plan.models:
+            raise RunError(f"{where}: attack {name} names unknown model {spec.get('model')!r}")
+        kind = settings_type(spec.get("attack", ""))
+        settings = dict(spec.get("settings") or {})
+        if "eps" in settings and isinstance(settings["eps"], str) and ":" in settings["eps"]:
+            spec["eps_sweep"] = parse_eps(settings.pop("eps"))
+            spec["settings"] = settings
+        try:
+            kind.build(settings, preset=spec.get("preset"))
+            kind.check_targeting(spec.get("targeted"))
+        except ValueError as err:
+            raise RunError(f"{where}: attack {name}: {err}") from None
+    for name, spec in plan.detections.items():
+        if spec.get("detector") not in plan.models:
+            raise RunError(f"{where}: detection {name} names unknown model "
+                           f"{spec.get('detector')!r}")
+        for attack in spec.get("attacks") or []:
+            if attack not in plan.attacks:
+                raise RunError(f"{where}: detection {name} names unknown attack {attack!r}")
+    names = {**{n: "model" for n in plan.models}, **{n: "attack" for n in plan.attacks},
+             **{n: "detect" for n in plan.detections}}
+    for table in plan.tables:
+        if table.get("kind") not in ("accuracy", "attacks", "grid", "detection", "sweep",
+                                     "path", "costs"):
+            raise RunError(f"{where}: table {table.get('id')} has unknown kind "
+                           f"{table.get('kind')!r}")
+        for label, ref in (table.get("rows") or {}).items():
+            cells = list(ref.values()) if isinstance(ref, dict) else [ref]
+            refs = [item for cell in cells
+                    for item in (cell if isinstance(cell, list) else [cell])]
+            for item in refs:
+                if item not in names:
+                    raise RunError(f"{where}: table {table.get('id')} row {label} names "
+                                   f"unknown step {item!r}")
+
+
+def fingerprint(step: Step, plan: Plan) -> str:
+    """What a finished step was made with: its spec, the scale's images and the plan seed."""
+    payload = json.dumps({"spec": step.spec, "images": plan.n_images, "seed": plan.seed},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# -- where things go ----------------------------------------------------------------------------
+def step_dir(out: Path, step: Step) -> Path:
+    folder = {"model": "models", "attack": "attacks", "sweep": "attacks",
+              "detect": "detections", "evaluate": "evaluations"}[step.kind]
+    if step.kind == "evaluate":
+        return out / folder / f"{step.name}.json"
+    return out / folder / step.name
+
+
+def model_dir(out: Path, plan: Plan, name: str) -> Path:
+    spec = plan.models[name]
+    if "run" in spec:
+        return Path(spec["run"])
+    return out / "models" / name
+
+
+def is_finished(out: Path, plan: Plan, step: Step) -> bool:
+    where = step_dir(out, step)
+    if step.kind == "model":
+        where = model_dir(out, plan, step.name)
+        return (where / store.METRICS_FILE).is_file()
+    if step.kind == "evaluate":
+        return where.is_file()
+    if step.kind == "sweep":
+        return (where / store.SWEEP_FILE).is_file()
+    if step.kind == "detect":
+        return (where / f"detect_{step.spec['method']}.csv").is_file()
+    summary = where / store.SUMMARY_FILE
+    if not summary.is_file():
+        return False
+    import pandas as pd
+
+    row = pd.read_csv(summary).iloc[0]
+    done = int(row["attempts"]) == int(row.get("planned", -1))
+    if step.spec["attack"] == "ifgsm":
+        done = done and (where / "ifgsm_path.csv").is_file()
+    return done
+
+
+# -- the runner ---------------------------------------------------------------------------------
+class Reproduction:
+    def __init__(self, plan: Plan, out: str | Path, *, data_dir=None, progress: bool = True,
+                 log: Callable[[str], None] = print):
+        self.plan, self.out = plan, Path(out)
+        self.data_dir, self.progress, self.log = data_dir, progress, log
+        self._datasets: dict[str, Any] = {}
+
+    # what has been made, and with which settings
+    def _records(self) -> dict[str, str]:
+        path = self.out / STEPS_FILE
+        return reporting.read_json(path) if path.is_file() else {}
+
+    def _record(self, step: Step) -> None:
+        records = self._records()
+        records[step.key] = fingerprint(step, self.plan)
+        reporting.write_json(self.out / STEPS_FILE, records)
+
+    def status(self) -> list[tuple[Step, str]]:
+        records = self._records()
+        out = []
+        for step in self.plan.steps():
+            if is_finished(self.out, self.plan, step):
+                saved = records.get(step.key)
+                if step.kind == "model" and "run" in step.spec:
+                    state = "reused"
+                elif saved is not None and saved != fingerprint(step, self.plan):
+                    state = "changed"
+                else:
+                    state = "done"
+            else:
+                state = "partial" if step_dir(self.out, step).exists() else "to do"
+            out.append((step, state))
+        return out
+
+    def run(self) -> bool:
+        """Run every unfinished step; returns whether anything was made."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        reporting.write_json(self.out / "plan.json", {
+            "plan": str(self.plan.path), "scale": self.plan.scale, "seed": self.plan.seed,
+            "images": self.plan.n_images, "models": self.plan.models,
+            "attacks": self.plan.attacks, "detections": self.plan.detections})
+        status = self.status()
+        changed = [s.key for s, state in status if state == "changed"]
+        if changed:
+            raise RunError(f"{self.out}: {', '.join(changed)} were made with other settings than "
+                           "the plan now says; use another --out (or delete those folders)")
+        todo = [s for s, state in status if state in ("to do", "partial")]
+        report_missing = not (self.out / "REPORT.md").is_file()
+        if not todo and not report_missing:
+            self.log(f"{self.out}: every step of {self.plan.name} ({self.plan.scale}) is done "
+                     "and REPORT.md is up to date; nothing to do")
+            return False
+        for index, step in enumerate(todo, 1):
+            self.log(f"[{index}/{len(todo)}] {step.kind} {step.name}")
+            started = time.perf_counter()
+            getattr(self, f"_run_{step.kind}")(step)
+            self._record(step)
+            self.log(f"[{index}/{len(todo)}] {step.kind} {step.name}: done in "
+                     f"{time.perf_counter() - started:.0f} s")
+        from .report import write_report
+
+        write_report(self.plan, self.out, self._images())
+        self.log(f"wrote {self.out / 'REPORT.md'}")
+        return True
+
+    # data and images
+    def dataset(self, name: str, validation_size: int = 5000):
+        from ..data import load_dataset
+
+        key = (name, validation_size)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(name, data_dir=self.data_dir,
+                                               validation_size=validation_size)
+        return self._datasets[key]
+
+    def _images(self) -> dict[str, list[int]]:
+        """One list of test indices per dataset, shared by every model of the plan."""
+        path = self.out / "images.json"
+        if path.is_file():
+            saved = reporting.read_json(path)
+            if saved.get("n") == self.plan.n_images and saved.get("seed") == self.plan.seed:
+                return saved["ids"]
+        from ..data import sample_test_images
+
+        ids = {}
+        for name in sorted({self._model_dataset(m) for m in self.plan.models}):
+            ids[name] = list(sample_test_images(len(self.dataset(name).test),
+                                                self.plan.n_images, self.plan.seed))
+        reporting.write_json(path, {"n": self.plan.n_images, "seed": self.plan.seed, "ids": ids})
+        return ids
+
+    def _model_dataset(self, name: str) -> str:
+        spec = self.plan.models[name]
+        if "run" in spec:
+            return store.read_config(spec["run"], "train")["train"]["dataset"]
+        options = self._train_options(spec)
+        from ..data import canonical_name
+
+        return canonical_name(options.get("dataset", "mnist"))
+
+    def _train_options(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from .train import read_preset
+
+        options = dict(spec["train"])
+        preset = options.pop("preset", None)
+        if preset:
+            options = read_preset(preset, options.get("model")) | options
+        return options
+
+    # steps
+    def _run_model(self, step: Step) -> None:
+        from .train import configs_from_options, train
+
+        if "run" in step.spec:
+            raise RunError(f"model {step.name}: the reused run {step.spec['run']} has not "
+                           "finished training (no metrics.json)")
+        model_config, train_config = configs_from_options(self._train_options(step.spec))
+        import keras
+
+        keras.utils.set_random_seed(train_config.seed)
+        where = model_dir(self.out, self.plan, step.name)
+        train(model_config, train_config, where, data_dir=self.data_dir,
+              resume=where.exists(), progress=self.progress,
+              command=f"dbayes reproduce {self.plan.path} (model {step.name})", log=self.log)
+
+    def _load(self, name: str):
+        from .train import load_model
+
+        return load_model(model_dir(self.out, self.plan, name))
+
+    def _run_evaluate(self, step: Step) -> None:
+        from .. import inference
+        from .train import load_run_config, validation_size_of
+
+        name, split = step.spec["model"], step.spec["split"]
+        saved = load_run_config(model_dir(self.out, self.plan, name))
+        data = self.dataset(saved["train"]["dataset"], validation_size_of(saved))
+        result = inference.evaluate(self._load(name), getattr(data, split), seed=self.plan.seed,
+                                    progress=self.progress, description=f"{name} {split}")
+        reporting.write_json(step_dir(self.out, step), {
+            "model": name, "split": split, "accuracy": result.accuracy,
+            "correct": int(round(result.accuracy * result.n)), "n": result.n, "k": result.k,
+            "seed": self.plan.seed})
+
+    def _victim(self, step: Step):
+        from ..victim import Victim
+
+        options = step.spec.get("victim") or {}
+        return Victim(self._load(step.spec["model"]), k=options.get("k"),
+                      verdict_draws=options.get("verdict_draws"),
+                      decision_draws=options.get("decision_draws"),
+                      confirm_draws=options.get("confirm_draws"),
+                      max_batch=options.get("max_batch", 2000), seed=self.plan.seed)
+
+    def _run_attack(self, step: Step) -> None:
+        from .attack import AttackPlan, run_attack
+
+        spec = step.spec
+        dataset = self._model_dataset(spec["model"])
+        kind = settings_type(spec["attack"])
+        settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
+        plan = AttackPlan(targeted=kind.check_targeting(spec.get("targeted")),
+                          image_ids=tuple(self._images()[dataset]), seed=self.plan.seed,
+                          batch_size=int(spec.get("batch_size", 20)))
+        where = step_dir(self.out, step)
+        run_attack(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
+                   self.dataset(dataset).test, settings, plan, where, dataset=dataset,
+                   resume=where.exists(), progress=self.progress,
+                   command=f"dbayes reproduce {self.plan.path} (attack {step.name})",
+                   log=self.log)
+
+    def _run_sweep(self, step: Step) -> None:
+        from .attack import fgsm_sweep
+
+        spec = step.spec
+        dataset = self._model_dataset(spec["model"])
+        where = step_dir(self.out, step)
+        fgsm_sweep(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
+                   self.dataset(dataset).test, spec["eps_sweep"],
+                   image_ids=tuple(self._images()[dataset]), seed=self.plan.seed,
+                   batch_size=int(spec.get("batch_size", 20)), out_dir=where, dataset=dataset,
+                   resume=where.exists(), progress=self.progress,
+                   command=f"dbayes reproduce {self.plan.path} (sweep {step.name})",
+                   log=self.log)
+
+    def _run_detect(self, step: Step) -> None:
+        from .detect import run_detection
+        from .train import load_run_config, validation_size_of
+
+        spec = step.spec
+        detector = model_dir(self.out, self.plan, spec["detector"])
+        saved = load_run_config(detector)
+        data = self.dataset(saved["train"]["dataset"], validation_size_of(saved))
+        options = dict(spec.get("options") or {})
+        run_detection(spec["method"], detector,
+                      [step_dir(self.out, Step("attack", a, {})) for a in spec["attacks"]],
+                      data, step_dir(self.out, step), overwrite=True, seed=self.plan.seed,
+                      progress=self.progress, log=self.log,
+                      command=f"dbayes reproduce {self.plan.path} (detection {step.name})",
+                      **options)
+
+
+# -- dry run: what is left, and what it should cost ---------------------------------------------
+def _work(settings: dict[str, Any]) -> float:
+    """Relative cost of one attempt under these settings (search steps x iterations)."""
+    return float(settings.get("binary_steps", 1)) * float(settings.get("iterations", 1))
+
+
+def recorded_costs(roots) -> list[dict[str, Any]]:
+    """Seconds per attempt that finished attack runs under ``roots`` recorded."""
+    import pandas as pd
+
+    found = []
+    for root in roots:
+        for summary in Path(root).rglob(store.SUMMARY_FILE):
+            try:
+                config = reporting.read_json(summary.parent / store.CONFIG_FILE)
+                row = pd.read_csv(summary).iloc[0]
+            except (OSError, ValueError, IndexError):
+                continue
+            if store.kind_of(config) != "attack":
+                continue
+            settings = config["settings"] if "kind" in config else \
+                config["settings"].get("params", {})
+            attack = config.get("attack") or config["settings"].get("attack")
+            victim = config.get("victim") or {"k": config["settings"].get("k")}
+            found.append({"model": Path(config["model_dir"]).name, "attack": attack,
+                          "k": victim.get("k"), "work": _work(settings),
+                          "seconds": float(row["seconds_per_attempt"])})
+    return found
+
+
+def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | None:
+    """Seconds an attack step should take, from the closest recorded run (same model folder
+    and attack, K from the step's victim when it says one), scaled by the work per attempt."""
+    if step.kind not in ("attack", "sweep"):
+        return None
+    spec = step.spec
+    model = Path(plan.models[spec["model"]].get("run", spec["model"])).name
+    kind = settings_type(spec["attack"])
+    settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
+    attack = "fgsm" if step.kind == "sweep" else spec["attack"]
+    k = (spec.get("victim") or {}).get("k")
+    matches = [c for c in costs if c["model"] == model and c["attack"] == attack
+               and (k is None or c["k"] in (None, k))]
+    if not matches:
+        return None
+    best = sorted(matches, key=lambda c: abs(math.log(c["work"] / max(_work(
+        dataclasses.asdict(settings)), 1e-9))))[0]
+    per_attempt = best["seconds"] * _work(dataclasses.asdict(settings)) / best["work"]
+    targets = 9 if spec.get("targeted") == "all" else 1
+    count = plan.n_images * targets * (len(spec["eps_sweep"]) if step.kind == "sweep" else 1)
+    return per_attempt * count
+
+
+def dry_run_text(plan: Plan, out: Path, roots) -> str:
+    reproduction = Reproduction(plan, out)
+    costs = recorded_costs(roots)
+    lines = [f"plan {plan.name} at scale {plan.scale}: {plan.n_images} test images per dataset, "
+             f"seed {plan.seed}, into {out}", ""]
+    total, unknown = 0.0, []
+    for step, state in reproduction.status():
+        seconds = None if state in ("done", "reused") else estimate(plan, step, costs)
+        if seconds is not None:
+            total += seconds
+        elif state in ("to do", "partial") and step.kind in ("attack", "sweep", "model"):
+            unknown.append(step.name)
+        cost = "" if seconds is None else f"  ~{_duration(seconds)}"
+        lines.append(f"  {state:8s} {step.kind:8s} {step.name}{cost}")
+    lines += ["", f"estimated time for the attacks left: {_duration(total)} (from the seconds per "
+              "attempt that earlier runs recorded, scaled by search steps x iterations)"]
+    if unknown:
+        lines.append(f"no recorded cost for: {', '.join(unknown)}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
