@@ -1,10 +1,12 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="dbayes",
     version="0.1.0",
     description="Deep Bayes (generative) vs discriminative classifiers under adversarial attack",
-    long_description=open("README.md").read(),
+    long_description=Path("README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["dbayes_tf", "dbayes_tf.*"]) + ["dbayes_cli"],

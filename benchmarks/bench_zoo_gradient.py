@@ -68,7 +68,8 @@ def parse_settings(text: str) -> list[tuple[float, int]]:
             step, queries = item.split(":")
             setting = (float(step), int(queries))
         except ValueError:
-            raise SystemExit(f"--settings: expected h:r pairs such as 1e-2:4, got {item!r}")
+            raise SystemExit(f"--settings: expected h:r pairs such as 1e-2:4, got {item!r}"
+                             ) from None
         if setting[0] <= 0 or setting[1] < 1:
             raise SystemExit(f"--settings: h must be > 0 and r >= 1, got {item!r}")
         settings.append(setting)

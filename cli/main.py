@@ -52,8 +52,8 @@ def _apply_preset(ctx: click.Context, options: dict[str, Any], preset_path: str 
     section adds per-model values on top of its top-level ones."""
     if not preset_path:
         return options
-    from dbayes_tf.runs.train import read_preset
     from dbayes_tf.runs.store import RunError
+    from dbayes_tf.runs.train import read_preset
 
     model = options.get("model") if ctx.get_parameter_source("model") == \
         ParameterSource.COMMANDLINE else None
@@ -529,7 +529,8 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
     frame = detection_run.run_detection(
         method, detector_model, list(attack_dirs), dataset, out, fpr=fpr, threshold=threshold,
         per_class=per_class, k=k, n_fit=n_fit, fit_split=fit_split, n_clean=n_clean, seed=seed,
-        overwrite=overwrite, progress=not quiet, command=_command_line(), log=lambda text: click.echo(text, err=True))
+        overwrite=overwrite, progress=not quiet, command=_command_line(),
+        log=lambda text: click.echo(text, err=True))
     click.echo(reporting.to_markdown(frame.drop(columns=["attack_run"])))
     click.echo(f"\nwrote {Path(out) / ('detect_' + method)}.{{csv,md}} and PNG figures",
                err=True)

@@ -54,7 +54,7 @@ class AttackSettings:
 
     @classmethod
     def build(cls, values: dict[str, Any] | None = None, preset: str | None = None
-              ) -> "AttackSettings":
+              ) -> AttackSettings:
         """Settings from a preset (if any) overridden by ``values``; unknown names and
         wrongly typed values are refused with the attack's name in the message."""
         values = dict(values or {})
@@ -88,7 +88,7 @@ class AttackSettings:
     def validate(self) -> None:
         """Refuse impossible values (overridden where an attack has rules of its own)."""
 
-    def resolve(self, stochastic: bool) -> "AttackSettings":
+    def resolve(self, stochastic: bool) -> AttackSettings:
         """These settings with every victim-dependent default replaced by its value."""
         return dataclasses.replace(self, **{
             f.name: getattr(getattr(self, f.name), "stochastic" if stochastic

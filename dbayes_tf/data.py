@@ -23,8 +23,8 @@ import gzip
 import os
 import struct
 import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, n: int | None) -> "Split":
+    def take(self, n: int | None) -> Split:
         if n is None or n >= len(self):
             return self
         return Split(self.images[:n], self.labels[:n])

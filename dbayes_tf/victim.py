@@ -60,7 +60,7 @@ class Draws:
     @classmethod
     def resolve(cls, model, *, k: int | None = None, verdict_draws: int | None = None,
                 decision_draws: int | None = None, confirm_draws: int | None = None
-                ) -> tuple["Draws", list[str]]:
+                ) -> tuple[Draws, list[str]]:
         """The draw counts for ``model`` from what was asked (None: the default), and a note
         for every asked value that a deterministic model makes meaningless."""
         for name, value in (("k", k), ("verdict_draws", verdict_draws),

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from dbayes_tf import attacks, metrics
-from dbayes_tf.victim import Victim
 from dbayes_tf.runs.train import load_model
+from dbayes_tf.victim import Victim
 
 
 def _affine(rng, dim=12, classes=4):

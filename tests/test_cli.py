@@ -1,5 +1,6 @@
 import gzip
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -174,7 +175,7 @@ def test_every_shipped_preset_is_accepted_and_applied(runner, tmp_path, preset, 
                                   "--validation-size", "0", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     saved = reporting.read_json(out / "config.json")
-    wanted = yaml.safe_load(open(path))["train"]["models"][model]
+    wanted = yaml.safe_load(Path(path).read_text())["train"]["models"][model]
     for key, value in wanted.items():
         if key in ("epochs",):  # given on the command line, which wins
             continue

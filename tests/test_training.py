@@ -80,7 +80,7 @@ def test_resume_after_interruption_repeats_the_uninterrupted_run(tmp_path, mnist
 
 def test_refuses_to_clobber_a_run_or_resume_a_different_model(tmp_path, mnist_small):
     _train(tmp_path, mnist_small, "mlp", None, 1)
-    with pytest.raises(training.RunError, match="already holds a train run"):
+    with pytest.raises(training.RunError, match="already holds a training run"):
         _train(tmp_path, mnist_small, "mlp", None, 1)
     with pytest.raises(training.RunError, match="different model config"):
         _train(tmp_path, mnist_small, "mlp", None, 2, resume=True, hidden=64)

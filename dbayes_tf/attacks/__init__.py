@@ -7,11 +7,20 @@ Black box (output probabilities only): :func:`zoo`. Control: :func:`gaussian_noi
 Their settings types and the registry live in :mod:`dbayes_tf.attack_settings`, which loads
 without TensorFlow (the command line builds its options from it).
 """
-from ..attack_settings import (REGISTRY, TARGETING, AttackSettings, ByVictim,
-                               CarliniWagnerL2Settings, DeepFoolSettings,
-                               FastGradientSignSettings, GaussianNoiseSettings,
-                               IterativeFGSMSettings, TruncatedDeepFoolSettings, ZooSettings,
-                               settings_type)
+from ..attack_settings import (
+                               REGISTRY,
+                               TARGETING,
+                               AttackSettings,
+                               ByVictim,
+                               CarliniWagnerL2Settings,
+                               DeepFoolSettings,
+                               FastGradientSignSettings,
+                               GaussianNoiseSettings,
+                               IterativeFGSMSettings,
+                               TruncatedDeepFoolSettings,
+                               ZooSettings,
+                               settings_type,
+)
 from .carlini_wagner_l2 import carlini_wagner_l2
 from .deepfool import deepfool
 from .fast_gradient_sign import fast_gradient_sign

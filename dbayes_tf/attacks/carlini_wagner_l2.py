@@ -11,9 +11,17 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from ..attack_settings import CarliniWagnerL2Settings
-from .utils import (AttackOutput, LossPlateau, ModelFn, as_images, as_labels, confirm,
-                    keep_smallest, margin, update_constants)
-
+from .utils import (
+    AttackOutput,
+    LossPlateau,
+    ModelFn,
+    as_images,
+    as_labels,
+    confirm,
+    keep_smallest,
+    margin,
+    update_constants,
+)
 
 _DEFAULT = CarliniWagnerL2Settings
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .deepfool import deepfool
 from ..attack_settings import DeepFoolSettings, TruncatedDeepFoolSettings
-from .utils import (AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm,
-                    mean_logits)
+from .deepfool import deepfool
+from .utils import AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm, mean_logits
 
 
 def truncated_deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,

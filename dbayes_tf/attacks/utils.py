@@ -12,7 +12,7 @@ candidate becomes "best so far" it must fool most of ``confirm_draws`` fresh dra
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -3,7 +3,7 @@ model's output (log-)probabilities. Gradients are symmetric finite differences, 
 coordinates per iteration, all of whose queries go to the model in ONE call."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

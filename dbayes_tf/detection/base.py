@@ -67,11 +67,11 @@ class Detector(abc.ABC):
         model to classify them correctly)."""
         return np.ones(len(labels), bool)
 
-    def _prepare(self, x, labels) -> None:
+    def _prepare(self, x, labels) -> None:  # noqa: B027 (a hook: most detectors need none)
         """Hook for statistics a raw score needs before it can be computed (KL's p_bar_c)."""
 
     # -- calibration ------------------------------------------------------------------------
-    def fit(self, x, labels) -> "Detector":
+    def fit(self, x, labels) -> Detector:
         """Mean and spread of the raw score on legitimate inputs with their true labels."""
         labels = np.asarray(labels, np.int64)
         keep = self._fit_mask(x, labels)

@@ -72,11 +72,16 @@ class Plan:
             steps.append(Step("model", name, spec))
             for split in spec.get("evaluate", []):
                 steps.append(Step("evaluate", f"{name}_{split}", {"model": name, "split": split}))
+        done, waiting = set(), dict(self.detections)
         for name, spec in self.attacks.items():
             kind = "sweep" if spec["attack"] == "fgsm" and "eps_sweep" in spec else "attack"
             steps.append(Step(kind, name, spec))
-        for name, spec in self.detections.items():
-            steps.append(Step("detect", name, spec))
+            done.add(name)
+            # a detection runs as soon as its attacks have: a long attack later in the plan
+            # does not hold back the tables that do not need it
+            for detection, detection_spec in list(waiting.items()):
+                if set(detection_spec["attacks"]) <= done:
+                    steps.append(Step("detect", detection, waiting.pop(detection)))
         return steps  # in dependency order: models, their evaluations, attacks, detections
 
 
@@ -305,6 +310,19 @@ class Reproduction:
         reporting.write_json(path, {"n": self.plan.n_images, "seed": self.plan.seed, "ids": ids})
         return ids
 
+    def _step_images(self, spec: dict[str, Any], dataset: str) -> tuple[int, ...]:
+        """The plan's images, or (``images: M`` in an attack) the first M of the same seeded
+        permutation: a subset of them, shared by every attack that asks for M."""
+        ids = tuple(self._images()[dataset])
+        count = spec.get("images")
+        if count is None or int(count) >= len(ids):
+            return ids
+        from ..data import sample_test_images
+
+        subset = sample_test_images(len(self.dataset(dataset).test), int(count), self.plan.seed)
+        assert set(subset) <= set(ids)  # one permutation: a smaller sample is a prefix
+        return subset
+
     def _model_dataset(self, name: str) -> str:
         spec = self.plan.models[name]
         if "run" in spec:
@@ -376,7 +394,7 @@ class Reproduction:
         kind = settings_type(spec["attack"])
         settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
         plan = AttackPlan(targeted=kind.check_targeting(spec.get("targeted")),
-                          image_ids=tuple(self._images()[dataset]), seed=self.plan.seed,
+                          image_ids=self._step_images(spec, dataset), seed=self.plan.seed,
                           batch_size=int(spec.get("batch_size", 20)))
         where = step_dir(self.out, step)
         run_attack(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
@@ -393,7 +411,7 @@ class Reproduction:
         where = step_dir(self.out, step)
         fgsm_sweep(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
                    self.dataset(dataset).test, spec["eps_sweep"],
-                   image_ids=tuple(self._images()[dataset]), seed=self.plan.seed,
+                   image_ids=self._step_images(spec, dataset), seed=self.plan.seed,
                    batch_size=int(spec.get("batch_size", 20)), out_dir=where, dataset=dataset,
                    resume=where.exists(), progress=self.progress,
                    command=f"dbayes reproduce {self.plan.path} (sweep {step.name})",
@@ -422,6 +440,11 @@ def _work(settings: dict[str, Any]) -> float:
     return float(settings.get("binary_steps", 1)) * float(settings.get("iterations", 1))
 
 
+# setting names of attack runs written before the settings types existed
+LEGACY_NAMES = {"max_iterations": "iterations", "binary_search_steps": "binary_steps",
+                "learning_rate": "lr"}
+
+
 def recorded_costs(roots) -> list[dict[str, Any]]:
     """Seconds per attempt that finished attack runs under ``roots`` recorded."""
     import pandas as pd
@@ -436,8 +459,8 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
                 continue
             if store.kind_of(config) != "attack":
                 continue
-            settings = config["settings"] if "kind" in config else \
-                config["settings"].get("params", {})
+            settings = config["settings"] if "kind" in config else {
+                LEGACY_NAMES.get(k, k): v for k, v in config["settings"].get("params", {}).items()}
             attack = config.get("attack") or config["settings"].get("attack")
             victim = config.get("victim") or {"k": config["settings"].get("k")}
             found.append({"model": Path(config["model_dir"]).name, "attack": attack,
@@ -465,7 +488,7 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
         dataclasses.asdict(settings)), 1e-9))))[0]
     per_attempt = best["seconds"] * _work(dataclasses.asdict(settings)) / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
-    count = plan.n_images * targets * (len(spec["eps_sweep"]) if step.kind == "sweep" else 1)
+    count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets * (len(spec["eps_sweep"]) if step.kind == "sweep" else 1)
     return per_attempt * count
 
 

@@ -42,6 +42,10 @@ ATTEMPT_COLUMNS = {
     "queries": "int", "seconds": "float", "entropy_clean": "float", "entropy_adv": "float"}
 
 
+NAMES = {"train": "a training run", "attack": "an attack run", "sweep": "an FGSM sweep",
+         "detect": "a detection run", "unknown": "a run of unknown kind"}
+
+
 class RunError(RuntimeError):
     """A run directory is missing, damaged, or does not match what was asked."""
 
@@ -67,8 +71,7 @@ def read_config(run_dir: str | os.PathLike, kind: str | None = None) -> dict[str
         raise RunError(f"{path}: not a run config (a JSON object)")
     found = kind_of(config)
     if kind is not None and found != kind:
-        raise RunError(f"{run_dir}: a {found} run, not a{'n' if kind[0] in 'a' else ''} "
-                       f"{kind} run")
+        raise RunError(f"{run_dir}: {NAMES.get(found, found)}, not {NAMES[kind]}")
     return config
 
 
@@ -102,10 +105,10 @@ def guard(run_dir: str | os.PathLike, kind: str, *, resume: bool, overwrite: boo
     if has_config(run_dir):
         found = kind_of(read_config(run_dir))
         if found != kind:
-            raise RunError(f"{run_dir} holds a {found} run; choose another --out for this "
-                           f"{kind} run")
+            raise RunError(f"{run_dir} holds {NAMES.get(found, found)}; choose another --out "
+                           f"for {NAMES[kind]}")
         if not (resume or overwrite):
-            raise RunError(f"{run_dir} already holds a {kind} run; use --resume to continue "
+            raise RunError(f"{run_dir} already holds {NAMES[kind]}; use --resume to continue "
                            "it, --overwrite to start again, or another --out")
         return resume
     if any(p for p in run_dir.iterdir() if not p.name.startswith(".")):

@@ -1,0 +1,137 @@
+"""``dbayes reproduce``: a small plan of every step kind, run straight, interrupted and resumed
+(the same REPORT.md), a second call that does nothing, and plans that are refused."""
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from dbayes_cli.main import main
+from dbayes_tf import attacks
+
+
+def _plan(tmp_path, trained_runs, **changes):
+    """A smaller smoke plan: one model trained on the spot, one reused run, one attack of each
+    family, one detection, and a table of each kind."""
+    plan = {
+        "name": "mini", "title": "Mini plan", "default_scale": "smoke", "seed": 0,
+        "scales": {"smoke": {"images": 4}, "reduced": {"images": 6}},
+        "models": {
+            "mlp": {"train": {"model": "mlp", "hidden": 32, "epochs": 1, "train_size": 600,
+                              "validation_size": 100, "test_size": 200, "batch_size": 50}},
+            "gc": {"run": str(trained_runs["gc"]), "evaluate": ["validation"]},
+        },
+        "attacks": {
+            "sweep_gc": {"model": "gc", "attack": "fgsm", "settings": {"eps": "0:0.2:0.1"},
+                         "victim": {"verdict_draws": 3}},
+            "ifgsm_mlp": {"model": "mlp", "attack": "ifgsm", "settings": {"iterations": 4}},
+            "deepfool_gc": {"model": "gc", "attack": "deepfool", "batch_size": 2,
+                            "settings": {"iterations": 5, "candidates": 3},
+                            "victim": {"k": 2, "verdict_draws": 3}},
+            "cw_mlp": {"model": "mlp", "attack": "cw_l2", "targeted": "all", "images": 2,
+                       "settings": {"iterations": 10}, "batch_size": 18},
+        },
+        "detections": {"logit_gc": {"method": "logit", "detector": "gc",
+                                    "attacks": ["deepfool_gc"],
+                                    "options": {"n_fit": 400, "n_clean": 20}}},
+        "tables": [
+            {"id": "acc", "kind": "accuracy", "rows": {"GC": "gc"},
+             "columns": ["test_accuracy", "validation_accuracy"]},
+            {"id": "sweep", "kind": "sweep", "rows": {"GC": "sweep_gc"}},
+            {"id": "path", "kind": "path", "rows": {"MLP": "ifgsm_mlp"}},
+            {"id": "paper1_table1", "kind": "attacks", "rows": {"CNN": "cw_mlp"},
+             "columns": ["clean_accuracy", "accuracy_adv", "l2_median", "success_rate"]},
+            {"id": "grid", "kind": "grid", "measure": "detection_rate",
+             "rows": {"GFZ": {"DeepFool": ["logit_gc", "deepfool_gc"]}}},
+            {"id": "costs", "kind": "costs", "rows": {"GFZ": {"DeepFool": "deepfool_gc"}}},
+        ],
+    }
+    plan.update(changes)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def _reproduce(*args):
+    return CliRunner().invoke(main, ["reproduce", *map(str, args), "--quiet"])
+
+
+def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkeypatch):
+    plan = _plan(tmp_path, trained_runs)
+    straight = _reproduce(plan, "--out", tmp_path / "a")
+    assert straight.exit_code == 0, straight.output
+    report = (tmp_path / "a" / "REPORT.md").read_text()
+    for heading in ("acc", "sweep", "path", "paper1_table1", "grid"):
+        assert (tmp_path / "a" / "tables" / f"{heading}.csv").is_file()
+    assert "(n=4)" in report and "% [" in report  # every rate with its interval and n
+    assert "99.89%" in report  # the paper's number beside ours (paper 1 Table 1, CNN)
+    assert (tmp_path / "a" / "figures" / "sweep.png").is_file()
+    assert "seconds per attempt" in (tmp_path / "a" / "COSTS.md").read_text()
+    # the targeted attack ran on the first 2 of the plan's 4 images, which the others share
+    images = pd.read_csv(tmp_path / "a" / "attacks" / "cw_mlp" / "attempts.csv")["image_id"]
+    everyone = pd.read_csv(tmp_path / "a" / "attacks" / "deepfool_gc" / "attempts.csv")
+    assert images.nunique() == 2 and set(images) <= set(everyone["image_id"])
+
+    again = _reproduce(plan, "--out", tmp_path / "a")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert (tmp_path / "a" / "REPORT.md").read_text() == report
+
+    # Ctrl-C in the middle of an attack, then the same command: the same report
+    real, calls = attacks.deepfool, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second batch of deepfool_gc
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "deepfool", interrupted)
+    cut = _reproduce(plan, "--out", tmp_path / "b")
+    assert cut.exit_code == 130, cut.output
+    assert len(pd.read_csv(tmp_path / "b" / "attacks" / "deepfool_gc" / "attempts.csv")) == 2
+    dry = _reproduce(plan, "--out", tmp_path / "b", "--dry-run", "--costs-from", tmp_path / "a")
+    assert dry.exit_code == 0 and "partial  attack   deepfool_gc" in dry.output
+    assert "done     sweep    sweep_gc" in dry.output, dry.output
+    assert "to do    attack   cw_mlp" in dry.output
+    monkeypatch.setattr(attacks, "deepfool", real)
+    resumed = _reproduce(plan, "--out", tmp_path / "b")
+    assert resumed.exit_code == 0, resumed.output
+    assert (tmp_path / "b" / "REPORT.md").read_text() == report
+
+
+def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
+    plan = _plan(tmp_path, trained_runs, tables=[], detections={},
+                 attacks={"sweep_gc": {"model": "gc", "attack": "fgsm",
+                                       "settings": {"eps": "0:0.2:0.1"}}})
+    assert _reproduce(plan, "--out", tmp_path / "a").exit_code == 0
+    changed = _plan(tmp_path, trained_runs, tables=[], detections={},
+                    attacks={"sweep_gc": {"model": "gc", "attack": "fgsm",
+                                          "settings": {"eps": "0:0.3:0.1"}}})
+    result = _reproduce(changed, "--out", tmp_path / "a")
+    assert result.exit_code == 1 and "sweep:sweep_gc were made with other settings" in \
+        result.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"attacks": {"x": {"model": "nope", "attack": "fgsm"}}}, "unknown model 'nope'"),
+    ({"attacks": {"x": {"model": "gc", "attack": "deepfool", "settings": {"coordinates": 3}}}},
+     "deepfool has no setting(s) coordinates"),
+    ({"attacks": {"x": {"model": "gc", "attack": "deepfool", "targeted": "all"}}},
+     "supports --targeted none"),
+    ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": ["missing"]}}},
+     "unknown attack 'missing'"),
+    ({"scales": {"smoke": {}}}, "how many test images"),
+])
+def test_bad_plans_are_refused_before_anything_runs(tmp_path, trained_runs, change, message):
+    plan = _plan(tmp_path, trained_runs, **change)
+    result = _reproduce(plan, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_committed_plans_load_at_every_scale():
+    from dbayes_tf.runs.reproduce import load_plan
+
+    for name in ("smoke", "paper1", "paper2"):
+        for scale in ("smoke", "reduced", "paper"):
+            plan = load_plan(f"configs/{name}.yaml", scale)
+            assert plan.steps() and plan.n_images >= 1
