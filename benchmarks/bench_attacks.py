@@ -3,7 +3,7 @@
 Not a test: for every (model, attack, tool) it attacks the same N test images (those the model
 classifies correctly by majority over R fresh draws) and judges every tool's final images the
 same way (majority over R draws, ``dbayes_tf.metrics.judge``; L2 from
-``dbayes_tf.metrics.distortions``). The table goes to ``results/benchmarks.md`` between the
+``dbayes_tf.metrics.distortions``). The table goes to ``results/benchmarks/README.md`` between the
 "bench_attacks" markers (that section is replaced, the rest of the file is kept) and is
 re-written after every attack. Within an attack the batches are the outer loop and the tools the
 inner one, so a run stopped part-way has every tool's finished batches on the same images. Every
@@ -518,16 +518,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="chooses the images and seeds every draw stream (default 0)")
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow intra- and inter-op threads (0: TensorFlow's choice)")
-    parser.add_argument("--out", default="results/benchmarks.md",
+    parser.add_argument("--out", default="results/benchmarks/README.md",
                         help="Markdown file whose bench_attacks section is (re)written")
     parser.add_argument("--section", default="bench_attacks",
                         help="name of this run's section in --out (default bench_attacks)")
     parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
     parser.add_argument("--budgets", default="1,2,3",
                         help="L2 budgets b for the success_l2<=b columns (default 1,2,3)")
-    parser.add_argument("--cache-dir", default="results/bench_attacks",
+    parser.add_argument("--cache-dir", default="results/benchmarks/bench_attacks",
                         help="where each finished batch's images are kept, under SECTION/MODEL/"
-                             "ATTACK_TOOL (default results/bench_attacks)")
+                             "ATTACK_TOOL (default results/benchmarks/bench_attacks)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the finished batches in --cache-dir (same settings only)")
     parser.add_argument("--cached-only", action="store_true",

@@ -1,6 +1,6 @@
 """Speed of the gc VAE-CNN on MNIST: logits throughput, input-gradient step, training epoch.
 
-Not a test: it measures, and writes the figures to ``results/benchmarks.md`` (the section between
+Not a test: it measures, and writes the figures to ``results/benchmarks/README.md`` (the section between
 its "inference" markers is replaced; the rest of the file is kept for other benchmarks).
 
     python benchmarks/bench_inference.py [--model-dir results/models/mnist_gc_cnn] [--repeats 5]
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--epoch-steps", type=int, default=50,
                         help="training steps timed to estimate one epoch")
-    parser.add_argument("--out", default="results/benchmarks.md")
+    parser.add_argument("--out", default="results/benchmarks/README.md")
     parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
     args = parser.parse_args(argv)
 

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="importance samples (stochastic)")
     parser.add_argument("--max-query-batch", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="results/benchmarks.md")
+    parser.add_argument("--out", default="results/benchmarks/README.md")
     parser.add_argument("--note", default="", help="how the machine was loaded, for the report")
     return parser
 

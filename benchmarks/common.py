@@ -1,5 +1,5 @@
 """What the benchmark scripts share: the test images they attack and measure, and the way each
-writes its own section of ``results/benchmarks.md``."""
+writes its own section of ``results/benchmarks/README.md``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +13,8 @@ from dbayes_tf.data import Split
 def bench_images(split: Split, n_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_images`` test images (and their labels, int64) drawn with ``seed``.
 
-    This is the image choice the committed caches in ``results/bench_attacks/`` and the
-    committed sections of ``results/benchmarks.md`` were made with: ``dbayes attack``'s
+    This is the image choice the committed caches in ``results/benchmarks/bench_attacks/`` and the
+    committed sections of ``results/benchmarks/README.md`` were made with: ``dbayes attack``'s
     (untargeted) choice of its day, a sorted draw without replacement from
     ``default_rng([seed, 7])``. ``dbayes attack`` now takes the first n of a seeded
     permutation (``dbayes_tf.runs.attack.sample_images``), which picks other images; the
