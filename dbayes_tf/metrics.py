@@ -22,7 +22,7 @@ class Judgement:
     entropy: np.ndarray  # [B] predictive entropy of the mean probabilities
 
 
-def judge(model_fn, x, draws: int = 10) -> Judgement:
+def judge(model_fn, x, draws: int) -> Judgement:
     """Classify x with ``draws`` fresh draws in one call (a deterministic model gives R equal
     answers). A flip seen once is not an adversarial example; the majority is the verdict."""
     if draws < 1:

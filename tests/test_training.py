@@ -169,3 +169,24 @@ def test_resume_keeps_the_decoder_bias_a_run_started_with(tmp_path, mnist_small)
     training.reporting.write_json(path, saved)
     run(2, True)
     assert training.load_run_config(tmp_path / "run")["model"]["decoder_bias"] == -1.5
+
+
+def test_weights_file_holds_no_optimiser_state_and_old_files_can_drop_it(tmp_path, mnist_small):
+    import keras
+
+    _train(tmp_path, mnist_small, "mlp", None, 1, hidden=32)
+    run = tmp_path / "run"
+    assert (run / "optimizer.npz").is_file()
+    lean = (run / "weights.weights.h5").stat().st_size
+    # a weights file as runs saved it before the split: with Adam's moments inside
+    model = training.load_model(run)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_weights)
+    model.save_weights(str(run / "weights.weights.h5"))
+    assert (run / "weights.weights.h5").stat().st_size > 2 * lean
+    x = mnist_small.test.images[:8]
+    before = model.logits(x).numpy()
+    assert training.drop_optimizer_state(run)
+    assert (run / "weights.weights.h5").stat().st_size == lean
+    np.testing.assert_array_equal(training.load_model(run).logits(x).numpy(), before)
+    assert not training.drop_optimizer_state(run)  # already lean: left as it is

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -335,3 +336,19 @@ def configs_from_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainCon
                                   **{key: given[key] for key in MODEL_OPTIONS if key in given})
     train_config = TrainConfig(**{key: given[key] for key in TRAIN_OPTIONS if key in given})
     return model_config, train_config
+
+
+def drop_optimizer_state(run_dir: str | os.PathLike) -> bool:
+    """Rewrite a finished run's weights file without the optimiser state that runs saved before
+    weights and optimiser were split (Adam's two moments: two thirds of the file). Such a run
+    can no longer be resumed. Returns whether the file changed."""
+    run_dir = Path(run_dir)
+    model = load_model(run_dir)
+    path = run_dir / WEIGHTS_FILE
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".strip") as scratch:
+        candidate = Path(scratch) / WEIGHTS_FILE
+        model.save_weights(str(candidate))
+        if candidate.stat().st_size >= path.stat().st_size:
+            return False  # already weights only: keep the file as it is
+        os.replace(candidate, path)  # one file system: atomic
+    return True
