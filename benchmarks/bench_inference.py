@@ -1,7 +1,8 @@
 """Speed of the gc VAE-CNN on MNIST: logits throughput, input-gradient step, training epoch.
 
-Not a test: it measures, and writes the figures to ``results/benchmarks/README.md`` (the section between
-its "inference" markers is replaced; the rest of the file is kept for other benchmarks).
+Not a test: it measures, and writes the figures to ``results/benchmarks/README.md`` (the
+section between its "inference" markers is replaced; the rest of the file is kept for other
+benchmarks).
 
     python benchmarks/bench_inference.py [--model-dir results/models/mnist_gc_cnn] [--repeats 5]
 
