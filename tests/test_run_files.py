@@ -143,3 +143,25 @@ def test_an_interruption_between_files_keeps_images_and_rows_consistent(trained_
     saved = store.read_images(out)
     assert saved["attempt"].tolist() == [0, 1, 2, 3]  # an image without its row is not done
     assert np.isfinite(saved["x_adv"]).all()
+
+
+def test_runs_name_their_model_relative_to_themselves(runner, trained_runs, tmp_path):
+    """A committed attack run finds its victim in any clone: the folders move together."""
+    import shutil
+
+    from dbayes_tf.runs import store
+
+    first = tmp_path / "clone1"
+    shutil.copytree(trained_runs["mlp"], first / "models" / "mlp")
+    shutil.copytree(trained_runs["gc"], first / "models" / "gc")
+    assert _attack(runner, first / "models" / "mlp", first / "attacks" / "df",
+                   *DEEPFOOL).exit_code == 0
+    saved = store.read_config(first / "attacks" / "df")
+    assert saved["model_dir"] == "../../models/mlp"
+    second = tmp_path / "clone2"
+    shutil.move(first, second)
+    result = runner.invoke(main, ["detect", "--method", "logit", "--detector-model",
+                                  str(second / "models" / "gc"), "--adv",
+                                  str(second / "attacks" / "df"), "--n-fit", "300",
+                                  "--n-clean", "20", "--out", str(tmp_path / "det"), "--quiet"])
+    assert result.exit_code == 0, result.output

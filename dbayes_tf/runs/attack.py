@@ -75,9 +75,10 @@ def plan_attempts(split: Split, plan: AttackPlan) -> pd.DataFrame:
 
 
 def attack_config(victim: Victim, model_dir, dataset: str, settings: AttackSettings,
-                  plan: AttackPlan, command: str | None) -> dict[str, Any]:
-    """What an attack run stores: every number resolved."""
-    return {"model_dir": str(Path(model_dir).resolve()), "model": victim.label,
+                  plan: AttackPlan, command: str | None, out_dir) -> dict[str, Any]:
+    """What an attack run stores: every number resolved, the model's folder relative to the
+    run's."""
+    return {"model_dir": store.portable(model_dir, out_dir), "model": victim.label,
             "dataset": dataset, "attack": settings.name, "targeted": plan.targeted,
             "settings": settings.resolve(victim.stochastic).to_dict(),
             "victim": victim.settings(), "image_ids": list(plan.image_ids),
@@ -90,6 +91,7 @@ def read_attack_config(run_dir) -> dict[str, Any]:
     stored unresolved draw counts; they are read with the values they ran with where the
     config says them (K was resolved; R and the others are resolved again from the victim)."""
     config = store.read_config(run_dir, "attack")
+    config["model_dir"] = str(store.located(config["model_dir"], run_dir))
     if "kind" in config:
         return config
     legacy = config.get("settings", {})
@@ -119,7 +121,7 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
     out_dir = Path(out_dir)
     settings = settings.resolve(victim.stochastic)
     type(settings).check_targeting(plan.targeted)
-    asked = attack_config(victim, model_dir, dataset, settings, plan, command)
+    asked = attack_config(victim, model_dir, dataset, settings, plan, command, out_dir)
     attempts_plan = plan_attempts(split, plan)
     resuming = store.guard(out_dir, "attack", resume=resume, overwrite=overwrite)
     done = pd.DataFrame()
@@ -287,7 +289,7 @@ def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float],
     """Accuracy and predictive entropy against untargeted FGSM step size (paper 1 Fig. 1a).
     A run of its own kind ("sweep"), with the same guard and config.json as every run."""
     out_dir = Path(out_dir)
-    asked = {"model_dir": str(Path(model_dir).resolve()), "model": victim.label,
+    asked = {"model_dir": store.portable(model_dir, out_dir), "model": victim.label,
              "dataset": dataset, "attack": "fgsm", "eps": list(eps_values),
              "victim": victim.settings(), "image_ids": list(image_ids),
              "n_images": len(image_ids), "batch_size": batch_size, "seed": seed,

@@ -80,8 +80,8 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                       *out_dir.glob("grid_*.png")]:
             stale.unlink()
     store.write_config(out_dir, "detect", {
-        "method": method, "detector_dir": str(Path(detector_dir).resolve()),
-        "attack_dirs": [str(Path(d).resolve()) for d in attack_dirs],
+        "method": method, "detector_dir": store.portable(detector_dir, out_dir),
+        "attack_dirs": [store.portable(d, out_dir) for d in attack_dirs],
         "settings": {"fpr": fpr, "threshold": threshold, "per_class": per_class, "k": k,
                      "n_fit": n_fit, "n_clean": n_clean, "seed": seed, "fit_split": fit_split},
         "command": command, "environment": reporting.environment()})

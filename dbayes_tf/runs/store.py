@@ -50,6 +50,20 @@ class RunError(RuntimeError):
     """A run directory is missing, damaged, or does not match what was asked."""
 
 
+# -- paths between runs ---------------------------------------------------------------------
+def portable(path: str | os.PathLike, run_dir: str | os.PathLike) -> str:
+    """Another run's folder as a config stores it: relative to the run that names it, so a
+    committed run still finds its model in any clone."""
+    return os.path.relpath(Path(path).resolve(), Path(run_dir).resolve())
+
+
+def located(stored: str, run_dir: str | os.PathLike) -> Path:
+    """A folder a config names, found again (relative to the config's run; runs written before
+    configs stored relative paths hold absolute ones)."""
+    path = Path(stored)
+    return path if path.is_absolute() else (Path(run_dir) / path).resolve()
+
+
 # -- config.json ------------------------------------------------------------------------------
 def has_config(run_dir: str | os.PathLike) -> bool:
     return (Path(run_dir) / CONFIG_FILE).is_file()
