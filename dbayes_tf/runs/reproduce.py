@@ -98,17 +98,8 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 def load_plan(path: str | Path, scale: str | None = None) -> Plan:
     """Read and check a plan; ``scale`` (default: the plan's ``default_scale``) picks the image
     count and the overrides the plan declares for it."""
-    import yaml
-
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise RunError(f"cannot read plan {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise RunError(f"plan {path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise RunError(f"plan {path} must be a mapping")
+    raw = store.read_yaml_mapping(path, "plan")
     scales = raw.get("scales") or {}
     scale = scale or raw.get("default_scale") or next(iter(scales), None)
     if scale not in scales:

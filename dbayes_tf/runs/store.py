@@ -50,6 +50,22 @@ class RunError(RuntimeError):
     """A run directory is missing, damaged, or does not match what was asked."""
 
 
+# -- YAML inputs (training presets, experiment plans) ------------------------------------------
+def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping, or a RunError that names it."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as err:
+        raise RunError(f"cannot read {what} {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise RunError(f"{what} {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise RunError(f"{what} {path} must be a mapping")
+    return values
+
+
 # -- paths between runs ---------------------------------------------------------------------
 def portable(path: str | os.PathLike, run_dir: str | os.PathLike) -> str:
     """Another run's folder as a config stores it: relative to the run that names it, so a

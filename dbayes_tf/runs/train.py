@@ -31,7 +31,7 @@ from .. import data as data_lib
 from .. import inference, reporting
 from ..models import Classifier, ModelConfig, build_model
 from .store import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, RunError, guard,
-                    read_config, remove_outputs, write_config)
+                    read_config, read_yaml_mapping, remove_outputs, write_config)
 
 OPTIMIZER_STATE_FILE = "optimizer.npz"
 
@@ -303,17 +303,7 @@ def read_preset(path: str | os.PathLike, model: str | None = None,
     """A training preset (configs/*.yaml): its ``train:`` section, with the per-model values of
     its ``models:`` section on top, for ``model``, else the preset's own ``model``, else
     ``default_model``."""
-    import yaml
-
-    try:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-    except OSError as err:
-        raise RunError(f"cannot read config {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise RunError(f"config {path} is not valid YAML: {err}") from None
-    if not isinstance(values, dict):
-        raise RunError(f"config {path} must be a mapping of option names to values")
+    values = read_yaml_mapping(path, "config")
     section = values.get("train", values)
     per_model = section.get("models", {}) or {}
     merged = {key: value for key, value in section.items() if key != "models"}
