@@ -17,7 +17,7 @@ def bench_images(split: Split, n_images: int, seed: int) -> tuple[np.ndarray, np
     committed sections of ``results/benchmarks/README.md`` were made with: ``dbayes attack``'s
     (untargeted) choice of its day, a sorted draw without replacement from
     ``default_rng([seed, 7])``. ``dbayes attack`` now takes the first n of a seeded
-    permutation (``dbayes_tf.runs.attack.sample_images``), which picks other images; the
+    permutation (``dbayes_tf.data.sample_test_images``), which picks other images; the
     benchmarks keep this one so that their caches, and the numbers made from them, stay valid.
     """
     if not 1 <= n_images <= len(split):

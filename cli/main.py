@@ -11,7 +11,14 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from dbayes_tf.attack_settings import REGISTRY as ATTACK_REGISTRY  # no TensorFlow
+from dbayes_tf.attack_settings import (  # no TensorFlow: options only
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_N_IMAGES,
+    TARGETING,
+    CarliniWagnerL2Settings,
+)
+from dbayes_tf.attack_settings import REGISTRY as ATTACK_REGISTRY
+from dbayes_tf.runs.reproduce import SCALES
 
 # TensorFlow's C++ start-up chatter is noise for a CLI user; real errors still surface.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,8 +46,8 @@ def friendly_errors(func):
         except KeyError as err:  # a run's JSON files without a field they must have
             raise UserError(f"a run file lacks the field {err}; is it damaged?") from None
         except KeyboardInterrupt:
-            click.echo("\ninterrupted; everything finished so far is saved (--resume goes on)",
-                       err=True)
+            click.echo("\ninterrupted; what had finished is saved (attack and train go on with "
+                       "--resume, reproduce with the same command)", err=True)
             sys.exit(130)  # the shell's code for "stopped by Ctrl-C", so scripts can tell
 
     return wrapper
@@ -261,6 +268,7 @@ def summarize(run_dirs, out, name, first_attempts):
     curves, also drawn together in NAME.png (paper 1 Fig. 1a); iterative FGSM paths likewise
     (Fig. 1b). All RUN_DIRS must be of one kind.
     """
+    _import_tensorflow_quietly()
     from dbayes_tf import reporting
     from dbayes_tf.runs import summarize as summaries
 
@@ -345,16 +353,16 @@ _VICTIM_HELP = _victim_option_help()
                    "box), noise (random Gaussian control of size --l2).")
 @click.option("--n-images", type=click.IntRange(min=1), default=None,
               help="Test images to attack: the first N of a permutation drawn with --seed, so "
-                   "a smaller sample is part of a larger one (default 200).")
+                   f"a smaller sample is part of a larger one (default {DEFAULT_N_IMAGES}).")
 @click.option("--images", "images_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="JSON file with a list of test indices to attack instead "
                                  "(what `dbayes reproduce` writes as images.json).")
-@click.option("--targeted", type=click.Choice(["none", "all", "random"]), default=None,
+@click.option("--targeted", type=click.Choice(TARGETING), default=None,
               help="Targets: none (untargeted), all other classes, or one random other class. "
                    "Default: the attack's first supported mode (ifgsm: random, else none).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Importance samples per class (default: the model's own K).")
-@click.option("--preset", type=click.Choice(["carlini", "cleverhans", "fast"]), default=None,
+@click.option("--preset", type=click.Choice(list(CarliniWagnerL2Settings.presets)), default=None,
               help="cw_l2 settings from Carlini's code, CleverHans or one fast search step "
                    "(the default); the options below override them.")
 @_attack_setting_options
@@ -364,7 +372,8 @@ _VICTIM_HELP = _victim_option_help()
 @click.option("--confirm-draws", type=click.IntRange(min=0), default=None,
               help=_VICTIM_HELP["confirm_draws"])
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Attempts per batch (default 20); results are saved after every batch.")
+              help=f"Attempts per batch (default {DEFAULT_BATCH_SIZE}); results are saved after "
+                   "every batch.")
 @click.option("--max-query-batch", type=click.IntRange(min=1), default=None,
               help=_VICTIM_HELP["max_query_batch"])
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -414,7 +423,12 @@ def attack(model_dir, **o):
     targeted = settings_type.check_targeting(o["targeted"])
     if o["n_images"] is not None and o["images_file"]:
         raise UserError("give --n-images or --images, not both")
-    saved = store.read_config(model_dir, "train")  # before TensorFlow: a wrong folder fails fast
+    # before TensorFlow loads: a wrong folder or file fails at once
+    saved = store.read_config(model_dir, "train")
+    dataset_name = saved["train"]["dataset"]
+    image_ids = _read_image_ids(o["images_file"], dataset_name) if o["images_file"] else None
+    store.guard(o["out"], "sweep" if eps_sweep is not None else "attack", resume=o["resume"],
+                overwrite=o["overwrite"])
     _import_tensorflow_quietly()
     from dbayes_tf import data, reporting, victim
     from dbayes_tf.runs import attack as attack_runs
@@ -427,13 +441,11 @@ def attack(model_dir, **o):
                            seed=o["seed"])
     for note in target.notes:
         click.echo(f"note: {note}", err=True)
-    dataset = data.load_dataset(saved["train"]["dataset"], data_dir=o["data_dir"])
-    if o["images_file"]:
-        image_ids = _read_image_ids(o["images_file"])
-    else:
-        image_ids = sample_test_images(
-            len(dataset.test), o["n_images"] or attack_runs.DEFAULT_N_IMAGES, o["seed"])
-    batch_size = o["batch_size"] or attack_runs.DEFAULT_BATCH_SIZE
+    dataset = data.load_dataset(dataset_name, data_dir=o["data_dir"])
+    if image_ids is None:
+        image_ids = sample_test_images(len(dataset.test), o["n_images"] or DEFAULT_N_IMAGES,
+                                       o["seed"])
+    batch_size = o["batch_size"] or DEFAULT_BATCH_SIZE
     _seed_everything(o["seed"])
     log = lambda text: click.echo(text, err=True)  # noqa: E731
     if eps_sweep is not None:
@@ -460,7 +472,9 @@ def attack(model_dir, **o):
                err=True)
 
 
-def _read_image_ids(path: str) -> tuple[int, ...]:
+def _read_image_ids(path: str, dataset: str) -> tuple[int, ...]:
+    """A list of test indices, or the images.json of `dbayes reproduce` (one list per
+    dataset), or an attack run's config.json (its image_ids)."""
     import json
 
     try:
@@ -468,7 +482,11 @@ def _read_image_ids(path: str) -> tuple[int, ...]:
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read test indices from {path}: {err}") from None
     if isinstance(values, dict):
-        values = values.get("image_ids")
+        by_dataset = values.get("ids")
+        if isinstance(by_dataset, dict) and dataset not in by_dataset:
+            raise UserError(f"{path} has test indices for {sorted(by_dataset)}, not {dataset}")
+        values = by_dataset.get(dataset) if isinstance(by_dataset, dict) else \
+            values.get("image_ids")
     if not (isinstance(values, list) and values and all(isinstance(v, int) for v in values)):
         raise UserError(f"{path} must hold a non-empty list of test indices")
     return tuple(sorted(set(values)))
@@ -516,7 +534,8 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
     store.read_config(detector_model, "train")  # before TensorFlow: wrong folders fail at once
     for attack_dir in attack_dirs:
         store.read_config(attack_dir, "attack")
-    store.guard(out, "detect", resume=False, overwrite=overwrite)
+    store.guard(out, "detect", resume=False, overwrite=overwrite,
+                resumable=False)
     _import_tensorflow_quietly()
     from dbayes_tf import data, reporting
     from dbayes_tf.runs import detect as detection_run
@@ -540,15 +559,16 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
 @click.argument("plan", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Folder for every run of the plan and its REPORT.md.")
-@click.option("--scale", type=click.Choice(["smoke", "reduced", "paper"]), default=None,
+@click.option("--scale", type=click.Choice(SCALES), default=None,
               help="Image counts and presets the plan declares for this scale (default: the "
                    "plan's default_scale).")
 @click.option("--dry-run", is_flag=True,
               help="Print the steps, what is done, and an estimated time for the rest (from "
                    "the seconds per attempt that earlier runs recorded); run nothing.")
-@click.option("--costs-from", "cost_roots", type=click.Path(exists=True, file_okay=False),
-              multiple=True, default=("results",), show_default=True,
-              help="Where --dry-run looks for finished attack runs and their costs.")
+@click.option("--costs-from", "cost_roots", type=click.Path(file_okay=False), multiple=True,
+              default=("results",), show_default=True,
+              help="Where --dry-run looks for finished attack runs and their costs (folders "
+                   "that do not exist are skipped).")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
@@ -560,13 +580,14 @@ def reproduce(plan, out, scale, dry_run, cost_roots, data_dir, quiet):
     Finished steps are skipped and unfinished ones resumed, so the same command picks up after
     Ctrl-C; on a finished folder it does nothing and says so.
     """
+    _import_tensorflow_quietly()  # checking a plan reads the detectors' registry
     from dbayes_tf.runs import reproduce as reproduction
 
     loaded = reproduction.load_plan(plan, scale)
     if dry_run:
-        click.echo(reproduction.dry_run_text(loaded, Path(out), cost_roots + (out,)))
+        roots = [root for root in (*cost_roots, out) if Path(root).is_dir()]
+        click.echo(reproduction.dry_run_text(loaded, Path(out), roots))
         return
-    _import_tensorflow_quietly()
     runner = reproduction.Reproduction(loaded, out, data_dir=data_dir, progress=not quiet,
                                        log=lambda text: click.echo(text, err=True))
     runner.run()

@@ -13,6 +13,8 @@ import typing
 from typing import Any, ClassVar
 
 TARGETING = ("none", "all", "random")
+DEFAULT_N_IMAGES = 200  # paper 1: 200 test images
+DEFAULT_BATCH_SIZE = 20  # attempts per batch; a run saves after every batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +98,7 @@ class AttackSettings:
             for f in self.fields() if isinstance(getattr(self, f.name), ByVictim)})
 
     def to_dict(self) -> dict[str, Any]:
-        if any(isinstance(v, ByVictim) for v in dataclasses.asdict(self).values()):
+        if any(isinstance(getattr(self, f.name), ByVictim) for f in self.fields()):
             raise ValueError(f"{self.name} settings must be resolved before they are stored")
         return dataclasses.asdict(self)
 
@@ -120,7 +122,8 @@ def _coerce(attack: str, key: str, value, kind) -> Any:
             if not isinstance(value, bool):
                 raise ValueError
             return value
-        if target is int and isinstance(value, float) and not value.is_integer():
+        if isinstance(value, bool) or (target is int and isinstance(value, float)
+                                       and not value.is_integer()):
             raise ValueError
         return target(value)
     except (TypeError, ValueError):

@@ -109,6 +109,13 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     result = _reproduce(changed, "--out", tmp_path / "a")
     assert result.exit_code == 1 and "sweep:sweep_gc were made with other settings" in \
         result.output
+    # the same attack on another model: its results are stale too
+    other_model = _plan(tmp_path, trained_runs, tables=[], detections={},
+                        attacks={"sweep_gc": {"model": "gc", "attack": "fgsm",
+                                              "settings": {"eps": "0:0.2:0.1"}}},
+                        models={"gc": {"run": str(trained_runs["mlp"])}})
+    result = _reproduce(other_model, "--out", tmp_path / "a")
+    assert result.exit_code == 1 and "sweep:sweep_gc" in result.output
 
 
 @pytest.mark.parametrize("change, message", [
@@ -120,6 +127,12 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": ["missing"]}}},
      "unknown attack 'missing'"),
     ({"scales": {"smoke": {}}}, "how many test images"),
+    ({"attacks": {"x": {"model": "gc", "attack": "deepfool", "victim": {"draws": 3}}}},
+     "unknown victim option(s) ['draws']"),
+    ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": [],
+                           "options": {"nfit": 3}}}}, "unknown option(s) ['nfit']"),
+    ({"attacks": {"x": {"model": "gc", "attack": "ifgsm", "settings": {"eps": "0:0.2:0.1"}}}},
+     "an eps sweep is for fgsm only"),
 ])
 def test_bad_plans_are_refused_before_anything_runs(tmp_path, trained_runs, change, message):
     plan = _plan(tmp_path, trained_runs, **change)

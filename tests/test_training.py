@@ -190,3 +190,19 @@ def test_weights_file_holds_no_optimiser_state_and_old_files_can_drop_it(tmp_pat
     assert (run / "weights.weights.h5").stat().st_size == lean
     np.testing.assert_array_equal(training.load_model(run).logits(x).numpy(), before)
     assert not training.drop_optimizer_state(run)  # already lean: left as it is
+
+
+def test_resume_refuses_a_checkpoint_it_cannot_trust(tmp_path, mnist_small):
+    _train(tmp_path, mnist_small, "mlp", None, 1, hidden=32)
+    run = tmp_path / "run"
+    weights = run / "weights.weights.h5"
+    # weights written after the optimiser state they should go with (a crash between the two)
+    model = training.load_model(run)
+    for variable in model.trainable_weights[:1]:
+        variable.assign(variable * 0.5)
+    model.save_weights(str(weights))
+    with pytest.raises(training.RunError, match="does not go with"):
+        _train(tmp_path, mnist_small, "mlp", None, 2, resume=True, hidden=32)
+    (run / "optimizer.npz").unlink()  # a committed run: weights only
+    with pytest.raises(training.RunError, match="cannot be resumed"):
+        _train(tmp_path, mnist_small, "mlp", None, 2, resume=True, hidden=32)

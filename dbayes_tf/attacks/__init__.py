@@ -30,9 +30,7 @@ from .truncated_deepfool import truncated_deepfool
 from .utils import AttackOutput, ModelFn, margin, mean_logits
 from .zoo import estimate_coordinate_gradients, log_prob_gap, zoo
 
-ATTACKS = tuple(REGISTRY)
-
-__all__ = ["ATTACKS", "REGISTRY", "TARGETING", "AttackOutput", "AttackSettings", "ByVictim",
+__all__ = ["REGISTRY", "TARGETING", "AttackOutput", "AttackSettings", "ByVictim",
            "CarliniWagnerL2Settings", "DeepFoolSettings", "FastGradientSignSettings",
            "GaussianNoiseSettings", "IterativeFGSMSettings", "ModelFn", "TruncatedDeepFoolSettings",
            "ZooSettings", "carlini_wagner_l2", "deepfool", "estimate_coordinate_gradients",

@@ -1,7 +1,8 @@
-"""Helpers shared by every attack: the result record, margins, norms, box clipping, batching.
+"""Helpers shared by every attack: the result record, margins, norms, box clipping, the binary
+search over c, the abort-early test and the confirmation of claims.
 
-Every attack takes ``model_fn(x) -> logits [B, C]`` (a black-box attack takes
-``probs_fn(x) -> probabilities [B, C]`` instead). For a stochastic model each call may draw
+Every attack takes ``model_fn(x) -> logits [B, C]`` (the black-box ZOO takes ``log_probs_fn(x)
+-> log-probabilities [B, C]`` as numpy instead). For a stochastic model each call may draw
 fresh random numbers; the attacks never assume two calls agree, and any decision that must not
 hinge on one lucky draw (success, "best so far", abort-early) is taken on the mean logits of
 ``decision_draws`` calls. An optimiser that tests its iterate at every step and keeps the

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import attacks, metrics, reporting
+from ..attack_settings import DEFAULT_BATCH_SIZE
 from ..attacks import AttackSettings
 from ..data import Split
 from ..inference import predictive_entropy
@@ -25,8 +27,6 @@ from ..victim import DEFAULT_MAX_BATCH, Victim
 from . import store
 from .store import RunError
 
-DEFAULT_N_IMAGES = 200  # paper 1: 200 test images
-DEFAULT_BATCH_SIZE = 20
 # what must match for --resume to continue a run (the rest, e.g. the command, may change)
 RUN_IDENTITY = ("model_dir", "attack", "targeted", "settings", "victim", "image_ids",
                 "batch_size", "seed")
@@ -259,9 +259,8 @@ def write_ifgsm_path(out_dir: Path, plan: pd.DataFrame, provenance: str) -> pd.D
     """Accuracy to the original class, to the target, and predictive entropy after every
     iteration of iterative FGSM (paper 1 Fig. 1b), over every saved batch."""
     saved = store.read_images(out_dir, extra=("path_logits",))
-    logits = saved["path_logits"]  # [T + 1, N, C], batches in file order
-    ids = np.concatenate([p for p in _batch_ids(out_dir)])
-    info = plan.set_index("attempt").loc[ids]
+    logits = saved["path_logits"]  # [T + 1, N, C], in attempt order
+    info = plan.set_index("attempt").loc[saved["attempt"]]
     classes = logits.argmax(-1)
     frame = pd.DataFrame({
         "iteration": np.arange(len(logits)),
@@ -274,11 +273,6 @@ def write_ifgsm_path(out_dir: Path, plan: pd.DataFrame, provenance: str) -> pd.D
     reporting.plot_curves(frame, "iteration", out_dir / "ifgsm_path.png",
                           title="Iterative targeted FGSM (single draw per step)")
     return frame
-
-
-def _batch_ids(out_dir: Path):
-    for file in sorted((out_dir / store.IMAGES_DIR).glob("[0-9]*.npz")):
-        yield store._read_npz(file, ("attempt",))["attempt"]
 
 
 def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float], *,

@@ -9,8 +9,8 @@ passes per class: minutes on 2 cores, shown with a progress bar).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,8 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
                   progress: bool = True, command: str | None = None,
                   log: Callable[[str], None] = print) -> pd.DataFrame:
     out_dir = Path(out_dir)
-    store.guard(out_dir, "detect", resume=False, overwrite=overwrite)
+    store.guard(out_dir, "detect", resume=False, overwrite=overwrite,
+                resumable=False)
     detector_config = load_run_config(detector_dir)
     detector_dataset = detector_config["train"]["dataset"]
     if detector_dataset != dataset.name:
@@ -117,7 +118,7 @@ def run_detection(method: str, detector_dir: str | Path, attack_dirs: list[str |
         label = f"{config['model']} / {settings['attack']}"
         row = {
             "detector": method, "victim": config["model"], "attack": settings["attack"],
-            "targeted": settings["targeted"], "attack_run": str(attack_dir),
+            "targeted": settings["targeted"], "attack_run": store.portable(attack_dir, out_dir),
             "n_adv": int(won.sum()), "n_clean": len(clean_ids),
             "distortion_l2": _mean_std(attempts["l2"][won]),
             f"{RAW_NAMES[method]}_clean": _mean_std(clean_raw),

@@ -93,7 +93,7 @@ class Cells:
         if measure == "l2_median":
             if not len(won):
                 return "n/a"
-            low, high = bootstrap_median_interval(won["l2"].to_numpy(), seed=self.plan.seed)
+            low, high = bootstrap_median_interval(won["l2"].to_numpy())
             return f"{won['l2'].median():.3f} [{low:.3f}, {high:.3f}]"
         if measure == "robustness_rho":
             return _mean_sd(won["rel_l2"])
@@ -105,8 +105,8 @@ class Cells:
         spec = self.plan.detections[detection]
         folder = step_dir(self.out, Step("detect", detection, spec))
         table = pd.read_csv(folder / f"detect_{spec['method']}.csv")
-        attack_dir = str(step_dir(self.out, Step("attack", attack, {})).resolve())
-        rows = table[table["attack_run"].map(lambda p: str(Path(p).resolve())) == attack_dir]
+        attack_dir = step_dir(self.out, Step("attack", attack, {})).resolve()
+        rows = table[table["attack_run"].map(lambda p: store.located(p, folder)) == attack_dir]
         if rows.empty:
             raise ValueError(f"detection {detection} has no row for attack {attack}")
         row = rows.iloc[0]
@@ -239,7 +239,9 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
              f"Made by `dbayes reproduce {plan.path} --scale {plan.scale}`: {plan.n_images} test "
              f"images per dataset (the same for every model; `images.json`), seed {plan.seed}. "
              "Rates carry a 95% Wilson interval and n; median distortions a 95% bootstrap "
-             "interval. Where the paper printed a number it stands in the column beside ours. "
+             "interval. Both treat attempts as independent: with every other class as a target "
+             "(nine attempts per image) they are narrower than a per-image resampling would "
+             "give. Where the paper printed a number it stands in the column beside ours. "
              "Wall-clock costs are in [COSTS.md](COSTS.md).", ""]
     if plan.notes:
         parts += [plan.notes.strip(), ""]

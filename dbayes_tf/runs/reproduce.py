@@ -28,15 +28,19 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import reporting
-from ..attack_settings import parse_eps, settings_type
+from ..attack_settings import DEFAULT_BATCH_SIZE, parse_eps, settings_type
+from ..victim import DEFAULT_MAX_BATCH
 from . import store
 from .store import RunError
 
 SCALES = ("smoke", "reduced", "paper")
+VICTIM_OPTIONS = ("k", "verdict_draws", "decision_draws", "confirm_draws", "max_batch")
+DETECTION_OPTIONS = ("fpr", "threshold", "per_class", "k", "n_fit", "n_clean", "fit_split")
 STEPS_FILE = "steps.json"
 
 
@@ -101,6 +105,9 @@ def load_plan(path: str | Path, scale: str | None = None) -> Plan:
     path = Path(path)
     raw = store.read_yaml_mapping(path, "plan")
     scales = raw.get("scales") or {}
+    unknown = sorted(set(scales) - set(SCALES))
+    if unknown:
+        raise RunError(f"plan {path}: unknown scale(s) {unknown}; scales are {list(SCALES)}")
     scale = scale or raw.get("default_scale") or next(iter(scales), None)
     if scale not in scales:
         raise RunError(f"plan {path} declares scales {sorted(scales) or 'none'}; not {scale!r}")
@@ -122,6 +129,10 @@ def _check(plan: Plan) -> None:
     where = f"plan {plan.path}"
     if not plan.models:
         raise RunError(f"{where}: no models")
+    for section in ("models", "attacks", "detections"):
+        for name, spec in getattr(plan, section).items():
+            if not isinstance(spec, dict):
+                raise RunError(f"{where}: {section} {name} must be a mapping")
     for name, spec in plan.models.items():
         if ("run" in spec) == ("train" in spec):
             raise RunError(f"{where}: model {name} needs exactly one of run: (a committed run "
@@ -129,11 +140,20 @@ def _check(plan: Plan) -> None:
     for name, spec in plan.attacks.items():
         if spec.get("model") not in plan.models:
             raise RunError(f"{where}: attack {name} names unknown model {spec.get('model')!r}")
-        kind = settings_type(spec.get("attack", ""))
+        try:
+            kind = settings_type(spec.get("attack", ""))
+        except ValueError as err:
+            raise RunError(f"{where}: attack {name}: {err}") from None
         settings = dict(spec.get("settings") or {})
         if "eps" in settings and isinstance(settings["eps"], str) and ":" in settings["eps"]:
+            if kind.name != "fgsm":
+                raise RunError(f"{where}: attack {name}: an eps sweep is for fgsm only")
             spec["eps_sweep"] = parse_eps(settings.pop("eps"))
             spec["settings"] = settings
+        unknown = sorted(set(spec.get("victim") or {}) - set(VICTIM_OPTIONS))
+        if unknown:
+            raise RunError(f"{where}: attack {name}: unknown victim option(s) {unknown}; "
+                           f"known: {list(VICTIM_OPTIONS)}")
         try:
             kind.build(settings, preset=spec.get("preset"))
             kind.check_targeting(spec.get("targeted"))
@@ -146,8 +166,20 @@ def _check(plan: Plan) -> None:
         for attack in spec.get("attacks") or []:
             if attack not in plan.attacks:
                 raise RunError(f"{where}: detection {name} names unknown attack {attack!r}")
-    names = {**{n: "model" for n in plan.models}, **{n: "attack" for n in plan.attacks},
-             **{n: "detect" for n in plan.detections}}
+            if "eps_sweep" in plan.attacks[attack]:
+                raise RunError(f"{where}: detection {name}: {attack} is a sweep, not an attack "
+                               "run with adversarial images")
+        from ..detection import DETECTORS
+
+        if spec.get("method") not in DETECTORS:
+            raise RunError(f"{where}: detection {name}: method must be one of "
+                           f"{sorted(DETECTORS)}; got {spec.get('method')!r}")
+        unknown = sorted(set(spec.get("options") or {}) - set(DETECTION_OPTIONS))
+        if unknown:
+            raise RunError(f"{where}: detection {name}: unknown option(s) {unknown}; known: "
+                           f"{list(DETECTION_OPTIONS)}")
+    names = {**dict.fromkeys(plan.models, "model"), **dict.fromkeys(plan.attacks, "attack"),
+             **dict.fromkeys(plan.detections, "detect")}
     for table in plan.tables:
         if table.get("kind") not in ("accuracy", "attacks", "grid", "detection", "sweep",
                                      "path", "costs"):
@@ -163,11 +195,29 @@ def _check(plan: Plan) -> None:
                                    f"unknown step {item!r}")
 
 
+def _hash(payload) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def fingerprint(step: Step, plan: Plan) -> str:
-    """What a finished step was made with: its spec, the scale's images and the plan seed."""
-    payload = json.dumps({"spec": step.spec, "images": plan.n_images, "seed": plan.seed},
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    """What a finished step was made with: its spec, the specs of the steps it reads (a model
+    pointed at another run makes its attacks stale too), the scale's images and the seed."""
+    spec = step.spec
+    needs: dict[str, Any] = {}
+    if step.kind in ("attack", "sweep", "evaluate"):
+        needs["model"] = plan.models[spec["model"]]
+    elif step.kind == "detect":
+        needs["model"] = plan.models[spec["detector"]]
+        needs["attacks"] = {name: fingerprint(Step("attack", name, plan.attacks[name]), plan)
+                            for name in spec["attacks"]}
+    return _hash({"spec": spec, "needs": needs, "images": plan.n_images, "seed": plan.seed})
+
+
+def report_fingerprint(plan: Plan) -> str:
+    """What REPORT.md is rendered from besides the runs: the tables, title and notes."""
+    return _hash({"title": plan.title, "notes": plan.notes, "tables": plan.tables,
+                  "scale": plan.scale, "images": plan.n_images})
 
 
 # -- where things go ----------------------------------------------------------------------------
@@ -246,19 +296,20 @@ class Reproduction:
 
     def run(self) -> bool:
         """Run every unfinished step; returns whether anything was made."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        reporting.write_json(self.out / "plan.json", {
-            "plan": str(self.plan.path), "scale": self.plan.scale, "seed": self.plan.seed,
-            "images": self.plan.n_images, "models": self.plan.models,
-            "attacks": self.plan.attacks, "detections": self.plan.detections})
         status = self.status()
         changed = [s.key for s, state in status if state == "changed"]
         if changed:
             raise RunError(f"{self.out}: {', '.join(changed)} were made with other settings than "
                            "the plan now says; use another --out (or delete those folders)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        reporting.write_json(self.out / "plan.json", {
+            "plan": str(self.plan.path), "scale": self.plan.scale, "seed": self.plan.seed,
+            "images": self.plan.n_images, "models": self.plan.models,
+            "attacks": self.plan.attacks, "detections": self.plan.detections})
         todo = [s for s, state in status if state in ("to do", "partial")]
-        report_missing = not (self.out / "REPORT.md").is_file()
-        if not todo and not report_missing:
+        report_current = (self.out / "REPORT.md").is_file() and \
+            self._records().get("report") == report_fingerprint(self.plan)
+        if not todo and report_current:
             self.log(f"{self.out}: every step of {self.plan.name} ({self.plan.scale}) is done "
                      "and REPORT.md is up to date; nothing to do")
             return False
@@ -272,6 +323,9 @@ class Reproduction:
         from .report import write_report
 
         write_report(self.plan, self.out, self._images())
+        records = self._records()
+        records["report"] = report_fingerprint(self.plan)
+        reporting.write_json(self.out / STEPS_FILE, records)
         self.log(f"wrote {self.out / 'REPORT.md'}")
         return True
 
@@ -375,7 +429,7 @@ class Reproduction:
                       verdict_draws=options.get("verdict_draws"),
                       decision_draws=options.get("decision_draws"),
                       confirm_draws=options.get("confirm_draws"),
-                      max_batch=options.get("max_batch", 2000), seed=self.plan.seed)
+                      max_batch=options.get("max_batch", DEFAULT_MAX_BATCH), seed=self.plan.seed)
 
     def _run_attack(self, step: Step) -> None:
         from .attack import AttackPlan, run_attack
@@ -386,7 +440,7 @@ class Reproduction:
         settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
         plan = AttackPlan(targeted=kind.check_targeting(spec.get("targeted")),
                           image_ids=self._step_images(spec, dataset), seed=self.plan.seed,
-                          batch_size=int(spec.get("batch_size", 20)))
+                          batch_size=int(spec.get("batch_size", DEFAULT_BATCH_SIZE)))
         where = step_dir(self.out, step)
         run_attack(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
                    self.dataset(dataset).test, settings, plan, where, dataset=dataset,
@@ -403,7 +457,8 @@ class Reproduction:
         fgsm_sweep(self._victim(step), model_dir(self.out, self.plan, spec["model"]),
                    self.dataset(dataset).test, spec["eps_sweep"],
                    image_ids=self._step_images(spec, dataset), seed=self.plan.seed,
-                   batch_size=int(spec.get("batch_size", 20)), out_dir=where, dataset=dataset,
+                   batch_size=int(spec.get("batch_size", DEFAULT_BATCH_SIZE)), out_dir=where,
+                   dataset=dataset,
                    resume=where.exists(), progress=self.progress,
                    command=f"dbayes reproduce {self.plan.path} (sweep {step.name})",
                    log=self.log)
@@ -479,7 +534,9 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
         dataclasses.asdict(settings)), 1e-9))))[0]
     per_attempt = best["seconds"] * _work(dataclasses.asdict(settings)) / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
-    count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets * (len(spec["eps_sweep"]) if step.kind == "sweep" else 1)
+    count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets
+    if step.kind == "sweep":
+        count *= len(spec["eps_sweep"])
     return per_attempt * count
 
 
@@ -497,10 +554,12 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
             unknown.append(step.name)
         cost = "" if seconds is None else f"  ~{_duration(seconds)}"
         lines.append(f"  {state:8s} {step.kind:8s} {step.name}{cost}")
-    lines += ["", f"estimated time for the attacks left: {_duration(total)} (from the seconds per "
-              "attempt that earlier runs recorded, scaled by search steps x iterations)"]
+    bound = "at least " if unknown else ""
+    lines += ["", f"estimated time for the attacks left: {bound}{_duration(total)} (from the "
+              "seconds per attempt that earlier runs recorded, scaled by search steps x "
+              "iterations)"]
     if unknown:
-        lines.append(f"no recorded cost for: {', '.join(unknown)}")
+        lines.append(f"no recorded cost for (not in the estimate): {', '.join(unknown)}")
     return "\n".join(lines)
 
 

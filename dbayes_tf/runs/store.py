@@ -4,7 +4,7 @@ are written (atomically) and how they are read back (verified, never trusted).
 Every run directory holds ``config.json`` with a ``kind`` (train, attack, sweep, detect): what
 was asked, fully resolved. What each kind adds:
 
-    train    weights.weights.h5 (weights only), optimizer.weights.h5 (optimiser state, for
+    train    weights.weights.h5 (weights only), optimizer.npz (optimiser state, for
              --resume; not committed), state.json (epochs done, history), metrics.json
     attack   attempts.csv (one row per finished attempt), adversarial/NNNNN.npz (the final
              images of batch NNNNN, with their attempt ids), summary.{csv,md}
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .. import reporting
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.weights.h5"
-OPTIMIZER_FILE = "optimizer.weights.h5"
+OPTIMIZER_FILE = "optimizer.npz"
 STATE_FILE = "state.json"
 METRICS_FILE = "metrics.json"
 ATTEMPTS_FILE = "attempts.csv"
@@ -123,11 +124,14 @@ def write_config(run_dir: str | os.PathLike, kind: str, config: dict[str, Any]) 
     reporting.write_json(Path(run_dir) / CONFIG_FILE, {"kind": kind, **config})
 
 
-def guard(run_dir: str | os.PathLike, kind: str, *, resume: bool, overwrite: bool) -> bool:
+def guard(run_dir: str | os.PathLike, kind: str, *, resume: bool, overwrite: bool,
+          resumable: bool = True) -> bool:
     """The same rule for every kind of run: an --out folder that holds another kind of run, or
     anything that is not a run, is refused; one that holds a run of this kind needs --resume or
     --overwrite. Returns whether there is a run to resume."""
     run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise RunError("--resume continues a run and --overwrite starts it again: give one")
     if not run_dir.exists():
         return False
     if not run_dir.is_dir():
@@ -138,8 +142,9 @@ def guard(run_dir: str | os.PathLike, kind: str, *, resume: bool, overwrite: boo
             raise RunError(f"{run_dir} holds {NAMES.get(found, found)}; choose another --out "
                            f"for {NAMES[kind]}")
         if not (resume or overwrite):
-            raise RunError(f"{run_dir} already holds {NAMES[kind]}; use --resume to continue "
-                           "it, --overwrite to start again, or another --out")
+            hint = "--resume to continue it, " if resumable else ""
+            raise RunError(f"{run_dir} already holds {NAMES[kind]}; use {hint}--overwrite to "
+                           "start again, or another --out")
         return resume
     if any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
         raise RunError(f"{run_dir} is not empty and holds no dbayes run; choose an empty or "
@@ -243,7 +248,7 @@ def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                 raise RunError(f"{path} is damaged (no {', '.join(missing)}); start the run "
                                "again with --overwrite")
             return {k: data[k] for k in keys}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as err:
         raise RunError(f"{path} is damaged ({type(err).__name__}); start the run again with "
                        "--overwrite") from None
 
@@ -272,7 +277,7 @@ def read_images(run_dir: str | os.PathLike, attempts: pd.DataFrame | None = None
     out = {"attempt": ids[keep][order],
            "x_adv": np.concatenate([p["x_adv"] for p in parts])[keep][order]}
     for key in extra:  # e.g. path_logits [T + 1, b, C]: batch on axis 1
-        out[key] = np.concatenate([p[key] for p in parts], axis=1)
+        out[key] = np.concatenate([p[key] for p in parts], axis=1)[:, keep][:, order]
     return out
 
 

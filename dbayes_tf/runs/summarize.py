@@ -24,11 +24,16 @@ ATTACK_FRONT = ["run", "model", "attack", "targeted", "attempts", "planned", "cl
 def run_kind(run_dir: str | Path) -> str:
     """'train', 'attack' or 'sweep', for a finished run."""
     run_dir = Path(run_dir)
+    if not store.has_config(run_dir) and (run_dir / store.SWEEP_FILE).is_file():
+        return "sweep"  # sweeps written before every run kind kept a config.json
     kind = store.kind_of(store.read_config(run_dir))
     finished = {"train": store.METRICS_FILE, "attack": store.SUMMARY_FILE,
                 "sweep": store.SWEEP_FILE}
     if kind not in finished or not (run_dir / finished[kind]).is_file():
-        raise RunError(f"{run_dir}: the {kind} run has not finished (no {finished.get(kind, 'result')})")
+        if kind == "detect":
+            raise RunError(f"{run_dir}: detection runs are not summarised; their "
+                           "detect_METHOD.md is the table")
+        raise RunError(f"{run_dir}: the {kind} run has not finished (no {finished.get(kind)})")
     return kind
 
 
@@ -63,7 +68,7 @@ def _curves(run_dirs, table: str) -> pd.DataFrame:
     for d in run_dirs:
         part = pd.read_csv(Path(d) / table)
         if "model" not in part:
-            part.insert(0, "model", store.read_config(d)["model"])
+            part.insert(0, "model", store.read_config(d)["model"])  # attack runs' paths
         frames.append(part)
     return pd.concat(frames, ignore_index=True)
 

@@ -14,13 +14,15 @@ interrupted and resumed goes through the same batches and random numbers as one 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -30,11 +32,19 @@ from tqdm.auto import tqdm
 from .. import data as data_lib
 from .. import inference, reporting
 from ..models import Classifier, ModelConfig, build_model
-from .store import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, RunError, guard,
-                    read_config, read_yaml_mapping, remove_outputs, write_config)
-
-OPTIMIZER_STATE_FILE = "optimizer.npz"
-
+from .store import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    RunError,
+    guard,
+    read_config,
+    read_yaml_mapping,
+    remove_outputs,
+    write_config,
+)
 
 LR_SCHEDULES = ("constant", "cosine")
 DECODER_BIAS_INITS = ("zero", "data-mean")
@@ -89,39 +99,50 @@ class TrainConfig:
         self.dataset = data_lib.canonical_name(self.dataset)
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _save_checkpoint(model: Classifier, run_dir: Path) -> None:
     """The weights alone (what evaluation, attacks and detectors load, a third of the size with
     Adam's moments) and, apart, the optimiser state that only --resume needs. The optimiser
-    file goes first: weights newer than it would resume with stale moments."""
-    with reporting.atomic_path(run_dir / OPTIMIZER_STATE_FILE) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, *[v.numpy() for v in model.optimizer.variables])
+    file records a digest of the weights it goes with, so a crash between the two files leaves
+    a pair that --resume recognises as not belonging together."""
     bare = build_model(model.config).build_for_input()
     bare.set_weights(model.get_weights())
     with reporting.atomic_path(run_dir / WEIGHTS_FILE) as tmp:
         bare.save_weights(str(tmp))
+    moments = {f"v{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
+    with reporting.atomic_path(run_dir / OPTIMIZER_FILE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, weights_sha256=np.array(_digest(run_dir / WEIGHTS_FILE)), **moments)
 
 
 def _restore_checkpoint(model: Classifier, run_dir: Path) -> None:
-    optimizer_file = run_dir / OPTIMIZER_STATE_FILE
-    if not optimizer_file.is_file():
-        # runs saved before the split keep the optimiser state inside the weights file
-        model.optimizer.build(model.trainable_weights)
-        model.load_weights(str(run_dir / WEIGHTS_FILE))
-        return
+    optimizer_file, weights = run_dir / OPTIMIZER_FILE, run_dir / WEIGHTS_FILE
     with warnings.catch_warnings():
-        # the weights file holds no optimiser by design: its state comes from optimizer.npz
+        # a weights-only file has no optimiser in it; its state comes from optimizer.npz
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(str(run_dir / WEIGHTS_FILE))
+        if not optimizer_file.is_file():
+            # runs saved before the split keep the optimiser state inside the weights file
+            model.optimizer.build(model.trainable_weights)
+            model.load_weights(str(weights))
+            if int(model.optimizer.iterations.numpy()) == 0:
+                raise RunError(f"{run_dir} keeps its weights only (no {OPTIMIZER_FILE}), so it "
+                               "cannot be resumed; train a new run into another --out")
+            return
+        model.load_weights(str(weights))
     model.optimizer.build(model.trainable_weights)
     with np.load(optimizer_file) as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        values = {key: saved[key] for key in saved.files}
+    if str(values.pop("weights_sha256", "")) != _digest(weights):
+        raise RunError(f"{run_dir}: {OPTIMIZER_FILE} does not go with {WEIGHTS_FILE} (the run "
+                       "stopped between writing the two); start again with --overwrite")
     variables = model.optimizer.variables
     if len(values) != len(variables):
         raise RunError(f"{optimizer_file} does not match the model ({len(values)} arrays for "
                        f"{len(variables)} optimiser variables); start again with --overwrite")
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+    for index, variable in enumerate(variables):
+        variable.assign(values[f"v{index}"])
 
 
 # Training settings that may change between a run and its resumption; the rest must match.
@@ -182,7 +203,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
           data_dir: str | os.PathLike | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True, command: str | None = None,
           dataset: data_lib.Dataset | None = None,
-          log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
+          log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),  # noqa: T201
           ) -> tuple[dict[str, Any], Classifier]:
     """Train (or resume) a model into ``run_dir``; returns the final metrics and the model."""
     run_dir = Path(run_dir)
@@ -232,7 +253,6 @@ def train(model_config: ModelConfig, train_config: TrainConfig, run_dir: str | o
         earlier_commands = saved.get("earlier_commands", []) + [saved.get("command")]
     elif overwrite:
         remove_outputs(run_dir)
-        (run_dir / OPTIMIZER_STATE_FILE).unlink(missing_ok=True)
     write_config(run_dir, "train", {
         "model": model_config.to_dict(),
         "train": dataclasses.asdict(train_config),
