@@ -569,10 +569,12 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
               default=("results",), show_default=True,
               help="Where --dry-run looks for finished attack runs and their costs (folders "
                    "that do not exist are skipped).")
+@click.option("--report-only", is_flag=True,
+              help="Write REPORT.md from the steps finished so far; run nothing.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def reproduce(plan, out, scale, dry_run, cost_roots, data_dir, quiet):
+def reproduce(plan, out, scale, dry_run, cost_roots, report_only, data_dir, quiet):
     """Run an experiment plan (configs/*.yaml): train or reuse its models, attack them all on
     one fixed set of test images, run its detections, and write OUT/REPORT.md with every table
     beside the paper's numbers.
@@ -590,6 +592,9 @@ def reproduce(plan, out, scale, dry_run, cost_roots, data_dir, quiet):
         return
     runner = reproduction.Reproduction(loaded, out, data_dir=data_dir, progress=not quiet,
                                        log=lambda text: click.echo(text, err=True))
+    if report_only:
+        runner.report_only()
+        return
     runner.run()
 
 

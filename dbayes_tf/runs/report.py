@@ -25,7 +25,9 @@ import pandas as pd
 from .. import paper_numbers, reporting
 from ..stats import bootstrap_median_interval, wilson_interval
 from . import store
-from .reproduce import Plan, Step, model_dir, step_dir
+from .reproduce import Plan, Step, is_finished, model_dir, step_dir
+
+NOT_RUN = "not run yet"
 
 RATES = {"clean_accuracy", "error_adv", "accuracy_adv", "success_rate",
          "success_rate_single_draw", "detection_rate", "fpr_clean_test", "test_accuracy",
@@ -52,10 +54,15 @@ def _mean_sd(values) -> str:
     return "n/a" if len(values) == 0 else f"{values.mean():.3f} ± {values.std():.3f}"
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    """Cells as written: tabulate would re-read "0.1159" as a number and print it its own way."""
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
 def _paper_text(value, measure: str) -> str:
     if isinstance(value, str):
         return value
-    return f"{value:.2%}" if measure in RATES else f"{value:.3f}"
+    return f"{value:.2%}" if measure in RATES else f"{value:g}"  # the paper's own digits
 
 
 class Cells:
@@ -106,7 +113,10 @@ class Cells:
         folder = step_dir(self.out, Step("detect", detection, spec))
         table = pd.read_csv(folder / f"detect_{spec['method']}.csv")
         attack_dir = step_dir(self.out, Step("attack", attack, {})).resolve()
-        rows = table[table["attack_run"].map(lambda p: store.located(p, folder)) == attack_dir]
+        # rows name their attack run relative to the detection folder; rows written before
+        # that named it as given on the command line (relative to where it ran)
+        rows = table[table["attack_run"].map(
+            lambda p: attack_dir in (store.located(p, folder), Path(p).resolve()))]
         if rows.empty:
             raise ValueError(f"detection {detection} has no row for attack {attack}")
         row = rows.iloc[0]
@@ -126,11 +136,27 @@ class Cells:
             n = int(result["n_test"])
             return _rate(round(result["test_accuracy"] * n), n)
         if measure == "validation_accuracy":
-            result = reporting.read_json(self.out / "evaluations" / f"{name}_validation.json")
+            path = self.out / "evaluations" / f"{name}_validation.json"
+            if not path.is_file():
+                return NOT_RUN
+            result = reporting.read_json(path)
             return _rate(result["correct"], result["n"])
         raise ValueError(f"unknown model measure {measure!r}")
 
+    def step(self, ref) -> Step:
+        if isinstance(ref, list):
+            return Step("detect", ref[0], self.plan.detections[ref[0]])
+        if ref in self.plan.models:
+            return Step("model", ref, self.plan.models[ref])
+        spec = self.plan.attacks[ref]
+        return Step("sweep" if "eps_sweep" in spec else "attack", ref, spec)
+
+    def done(self, ref) -> bool:
+        return is_finished(self.out, self.plan, self.step(ref))
+
     def any(self, ref, measure: str) -> str:
+        if not self.done(ref):
+            return NOT_RUN
         if isinstance(ref, list):
             return self.detection(ref[0], ref[1], measure)
         if ref in self.plan.models:
@@ -147,6 +173,8 @@ class Cells:
         if ref in self.plan.models:
             return f"model `{ref}`: {self._model_text(ref)}"
         spec = self.plan.attacks[ref]
+        if not self.done(ref):
+            return f"`{ref}`: {spec['attack']} on model `{spec['model']}`: {NOT_RUN}"
         config = reporting.read_json(step_dir(self.out, Step("attack", ref, {})) /
                                      store.CONFIG_FILE)
         victim = config["victim"]
@@ -197,12 +225,14 @@ def _table(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
     return pd.DataFrame(rows).fillna(""), notes
 
 
-def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str]:
+def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str | None]:
     frames = []
-    for label, ref in table["rows"].items():
+    for label, ref in _finished_rows(cells, table):
         folder = step_dir(out, Step("sweep", ref, {}))
         frame = pd.read_csv(folder / store.SWEEP_FILE).assign(model=label)
         frames.append(frame)
+    if not frames:
+        return pd.DataFrame({"": [NOT_RUN]}), None
     curves = pd.concat(frames, ignore_index=True)
     figure = reporting.plot_curves(curves[["model", "eps", "accuracy", "entropy"]], "eps",
                                    out / "figures" / f"{table['id']}.png",
@@ -213,11 +243,13 @@ def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame
     return wide, str(figure.relative_to(out))
 
 
-def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str]:
+def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str | None]:
     frames = []
-    for label, ref in table["rows"].items():
+    for label, ref in _finished_rows(cells, table):
         folder = step_dir(out, Step("attack", ref, {}))
         frames.append(pd.read_csv(folder / "ifgsm_path.csv").assign(model=label))
+    if not frames:
+        return pd.DataFrame({"": [NOT_RUN]}), None
     curves = pd.concat(frames, ignore_index=True)
     figure = reporting.plot_curves(
         curves[["model", "iteration", "accuracy", "target_accuracy", "entropy"]], "iteration",
@@ -233,8 +265,14 @@ def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame,
     return wide, str(figure.relative_to(out))
 
 
+def _finished_rows(cells: Cells, table: dict[str, Any]):
+    return [(label, ref) for label, ref in table["rows"].items() if cells.done(ref)]
+
+
 def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
+    """REPORT.md from every finished step; the cells of steps not run yet say so."""
     cells = Cells(plan, out)
+    missing = [step.name for step in plan.steps() if not is_finished(out, plan, step)]
     parts = [f"# {plan.title}", "",
              f"Made by `dbayes reproduce {plan.path} --scale {plan.scale}`: {plan.n_images} test "
              f"images per dataset (the same for every model; `images.json`), seed {plan.seed}. "
@@ -243,6 +281,9 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
              "(nine attempts per image) they are narrower than a per-image resampling would "
              "give. Where the paper printed a number it stands in the column beside ours. "
              "Wall-clock costs are in [COSTS.md](COSTS.md).", ""]
+    if missing:
+        parts += [f"**Unfinished**: {len(missing)} step(s) not run yet ({', '.join(missing)}); "
+                  f"their cells say so. The same command goes on with them.", ""]
     if plan.notes:
         parts += [plan.notes.strip(), ""]
     for table in plan.tables:
@@ -254,11 +295,12 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
         if table["kind"] in ("sweep", "path"):
             maker = _sweep if table["kind"] == "sweep" else _path
             frame, figure = maker(cells, table, out)
-            parts += [reporting.to_markdown(frame), "", f"![{title}]({figure})", ""]
+            parts += [_markdown(frame), ""]
+            parts += [f"![{title}]({figure})", ""] if figure else []
             notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
         else:
             frame, notes = _table(cells, table)
-            parts += [reporting.to_markdown(frame), ""]
+            parts += [_markdown(frame), ""]
         reporting.write_table(frame, out / "tables", table["id"])
         if source:
             parts += [f"Paper: {source}.", ""]
@@ -266,7 +308,8 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
             parts += [table["note"].strip(), ""]
         parts += ["Made from:", ""] + [f"- {line}" for line in notes] + [""]
         for figure in table.get("figures", []):
-            parts += [f"![{figure}]({figure})", ""]
+            if (out / figure).is_file():
+                parts += [f"![{figure}]({figure})", ""]
     reporting.write_text(out / "REPORT.md", "\n".join(parts).rstrip() + "\n")
     _write_costs(plan, out, cells)
     return out / "REPORT.md"
@@ -292,6 +335,6 @@ def _write_costs(plan: Plan, out: Path, cells: Cells) -> None:
             continue
         frame, notes = _table(cells, {**table, "kind": "grid", "measure": "seconds_per_attempt"})
         source = paper_numbers.TABLES.get(table.get("id"), {}).get("source")
-        text += [f"## {table.get('title', table['id'])}", "", reporting.to_markdown(frame), ""]
+        text += [f"## {table.get('title', table['id'])}", "", _markdown(frame), ""]
         text += [f"Paper: {source}.", ""] if source else []
     reporting.write_text(out / "COSTS.md", "\n".join(text))

@@ -329,6 +329,17 @@ class Reproduction:
         self.log(f"wrote {self.out / 'REPORT.md'}")
         return True
 
+    def report_only(self) -> Path:
+        """REPORT.md from the steps finished so far (e.g. while a long step still runs
+        elsewhere); the cells of the others say they are not run yet."""
+        from .report import write_report
+
+        if not (self.out / "images.json").is_file():
+            raise RunError(f"{self.out}: no step has run yet (no images.json)")
+        path = write_report(self.plan, self.out, self._images())
+        self.log(f"wrote {path}")
+        return path
+
     # data and images
     def dataset(self, name: str, validation_size: int = 5000):
         from ..data import load_dataset
