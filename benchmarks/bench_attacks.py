@@ -47,9 +47,10 @@ import tensorflow as tf
 from common import bench_images, markers, short_float, write_section
 
 from dbayes_tf import attacks, metrics, reporting
+from dbayes_tf.attack_settings import DEFAULT_BATCH_SIZE
 from dbayes_tf.data import load_dataset
 from dbayes_tf.runs.train import load_model
-from dbayes_tf.victim import Victim
+from dbayes_tf.victim import DEFAULT_MAX_BATCH, DEFAULT_VERDICT_DRAWS, Victim
 
 ATTACK_NAMES = ("deepfool", "cw_l2", "zoo")
 TOOL_NAMES = ("ours", "foolbox", "art")
@@ -475,8 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test images drawn with --seed (default 100)")
     parser.add_argument("--k", type=int, default=None,
                         help="importance samples for stochastic models (default: the model's K)")
-    parser.add_argument("--draws", type=int, default=10,
-                        help="R draws that judge every image (default 10)")
+    parser.add_argument("--draws", type=int, default=DEFAULT_VERDICT_DRAWS,
+                        help=f"R draws that judge every image (default {DEFAULT_VERDICT_DRAWS})")
     parser.add_argument("--attacks", default=",".join(ATTACK_NAMES),
                         help=f"comma-separated (default {','.join(ATTACK_NAMES)})")
     parser.add_argument("--tools", default=",".join(TOOL_NAMES),
@@ -509,11 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zoo-queries-per-point", type=int, default=None,
                         help=f"default {zoo_default.queries_per_point.deterministic}, or "
                              f"{zoo_default.queries_per_point.stochastic} for stochastic models")
-    parser.add_argument("--batch-size", type=int, default=20,
-                        help="images per attack call (default 20)")
-    parser.add_argument("--max-query-batch", type=int, default=2000,
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per attack call (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--max-query-batch", type=int, default=DEFAULT_MAX_BATCH,
                         help="largest batch sent to the model in one call (memory bound; "
-                             "default 2000)")
+                             f"default {DEFAULT_MAX_BATCH})")
     parser.add_argument("--seed", type=int, default=0,
                         help="chooses the images and seeds every draw stream (default 0)")
     parser.add_argument("--threads", type=int, default=0,
