@@ -18,6 +18,16 @@ from dbayes_tf.attack_settings import (  # no TensorFlow: options only
     CarliniWagnerL2Settings,
 )
 from dbayes_tf.attack_settings import REGISTRY as ATTACK_REGISTRY
+from dbayes_tf.configs import (
+    ARCHS,
+    DECODER_BIAS_INITS,
+    LIKELIHOODS,
+    LR_SCHEDULES,
+    MODEL_NAMES,
+    ModelConfig,
+    TrainConfig,
+)
+from dbayes_tf.data import DATASETS
 from dbayes_tf.runs.reproduce import SCALES
 
 # TensorFlow's C++ start-up chatter is noise for a CLI user; real errors still surface.
@@ -113,48 +123,54 @@ def main():
 
 
 @main.command()
-@click.option("--model", type=click.Choice(["mlp", "bnn", "cnn", "gc", "gfz", "dfz"]),
-              default="gc", show_default=True, help="gc = paper 1's conditional-VAE classifier; "
+@click.option("--model", type=click.Choice(MODEL_NAMES), default=ModelConfig.model,
+              show_default=True, help="gc = paper 1's conditional-VAE classifier; "
               "gfz / dfz = paper 2's pair; mlp / bnn / cnn = discriminative baselines.")
-@click.option("--arch", type=click.Choice(["mlp", "cnn"]), default=None,
-              help="Network family (default: mlp; fixed for --model mlp / cnn).")
-@click.option("--dataset", type=click.Choice(["mnist", "fashion_mnist"]), default="mnist",
+@click.option("--arch", type=click.Choice(ARCHS), default=None,
+              help=f"Network family (default: {ModelConfig.arch}; fixed for --model mlp / cnn).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=TrainConfig.dataset,
               show_default=True)
-@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--k", type=click.IntRange(min=1), default=ModelConfig.k, show_default=True,
               help="Importance samples (or MC-dropout passes) for reported accuracy; stored as "
               "the model's default K.")
-@click.option("--train-k", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Importance samples in the training bound (1 = ELBO, >1 = IWAE).")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
-              default=1e-3, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
-              show_default=True, help="cosine: decay --lr to 0 over all --epochs.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--decoder-bias-init", type=click.Choice(["zero", "data-mean"]), default="zero",
+@click.option("--train-k", type=click.IntRange(min=1), default=ModelConfig.train_k,
               show_default=True,
+              help="Importance samples in the training bound (1 = ELBO, >1 = IWAE).")
+@click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs,
+              show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size,
+              show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              default=TrainConfig.lr, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=TrainConfig.lr_schedule,
+              show_default=True, help="cosine: decay --lr to 0 over all --epochs.")
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--decoder-bias-init", type=click.Choice(DECODER_BIAS_INITS),
+              default=TrainConfig.decoder_bias_init, show_default=True,
               help="Latent models: start the decoder's output bias at 0 (Keras' default) or at "
                    "the logit of the mean training pixel, so that the first steps need not "
                    "darken every pixel at once (which can saturate the sigmoid for good).")
-@click.option("--likelihood", type=click.Choice(["gaussian", "bernoulli"]), default="gaussian",
+@click.option("--likelihood", type=click.Choice(LIKELIHOODS), default=ModelConfig.likelihood,
               show_default=True, help="p(x | ...) of latent models; gaussian = paper 1's l2 loss.")
 @click.option("--gaussian-scale", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Pixel std of the gaussian likelihood "
-                   "(default sqrt(0.5): log p = -||x - mu||^2).")
-@click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True)
+              help="Pixel std of the gaussian likelihood (default "
+                   f"{ModelConfig.gaussian_scale:.4f} = sqrt(0.5): log p = -||x - mu||^2).")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=ModelConfig.latent_dim,
+              show_default=True)
 @click.option("--vae-channels", type=click.IntRange(min=1), default=None,
-              help="Width of the VAE-CNN's encoder and decoder convolutions (default 64, paper 1).")
+              help="Width of the VAE-CNN's encoder and decoder convolutions (default "
+                   f"{ModelConfig.vae_channels}, paper 1).")
 @click.option("--vae-kernel-size", type=click.IntRange(min=1), default=None,
-              help="Kernel size of those convolutions (default 3, paper 1; the DeepBayes "
-                   "reference code uses 5).")
+              help=f"Kernel size of those convolutions (default {ModelConfig.vae_kernel_size}, "
+                   "paper 1; the DeepBayes reference code uses 5).")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
-              help="Dropout rate (default: 0.5 for bnn, 0.2 for gfz / dfz, else 0).")
+              help="Dropout rate (default: the model's; bnn, gfz and dfz train with dropout).")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,
               help="Train on the first N training images only.")
 @click.option("--test-size", type=click.IntRange(min=1), default=None,
               help="Report accuracy on the first N test images only.")
-@click.option("--validation-size", type=click.IntRange(min=0), default=5000, show_default=True,
+@click.option("--validation-size", type=click.IntRange(min=0),
+              default=TrainConfig.validation_size, show_default=True,
               help="Images held out of the training set (split seed 0); 0 trains on all.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the IDX .gz files (default: $DBAYES_DATA, then data/, ...).")
@@ -177,7 +193,7 @@ def train(ctx: click.Context, **options):
     run = {key: options.pop(key) for key in ("data_dir", "out", "resume", "overwrite", "quiet")}
 
     model_config, train_config = training.configs_from_options(options)
-    _seed_everything(options["seed"])
+    _seed_everything(train_config.seed)
     metrics, _ = training.train(
         model_config, train_config, run["out"], data_dir=run["data_dir"],
         resume=run["resume"], overwrite=run["overwrite"], progress=not run["quiet"],
@@ -189,7 +205,7 @@ def train(ctx: click.Context, **options):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Samples per class (default: each model's own K).")
-@click.option("--dataset", type=click.Choice(["mnist", "fashion_mnist"]), default=None,
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
               help="Default: the dataset each model was trained on.")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test",
               show_default=True,

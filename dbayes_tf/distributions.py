@@ -13,9 +13,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from .configs import LIKELIHOODS
+
 tfd = tfp.distributions
 
-LIKELIHOODS = ("gaussian", "bernoulli")
+
 IMAGE_EVENT_NDIMS = 3  # an image [H, W, C] is one event
 
 

@@ -25,89 +25,23 @@ convolutions with 64, 64 and 1 channels.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import distributions as dist
+from .configs import (  # noqa: F401 (the model's config types, re-exported with the models)
+    ARCHS,
+    LATENT_MODELS,
+    MODEL_NAMES,
+    ModelConfig,
+    resolve_config,
+)
 from .victim import resolve_k
 
 _FRESH_SEED_DOMAIN = 0x0DBA7E5  # any constant: it only separates fresh seeds from given ones
-MODEL_NAMES = ("mlp", "bnn", "cnn", "gc", "gfz", "dfz")
-LATENT_MODELS = ("gc", "gfz", "dfz")
-ARCHS = ("mlp", "cnn")
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model; stored as JSON beside its weights."""
-
-    model: str = "gc"
-    arch: str = "mlp"
-    num_classes: int = 10
-    image_shape: tuple[int, int, int] = (28, 28, 1)
-    hidden: int = 500
-    latent_dim: int = 32
-    likelihood: str = "gaussian"
-    gaussian_scale: float = math.sqrt(0.5)  # log p = -||x - mu||^2 + const: paper 1's "l2 loss"
-    dropout: float = 0.0
-    k: int = 10  # importance samples (latent models) or MC-dropout passes (bnn) at test time
-    train_k: int = 1  # importance samples inside the training bound (1 = the ELBO)
-    conv_channels: int = 128  # the discriminative CNN's width
-    vae_channels: int = 64  # the VAE encoder / decoder convolutions' width
-    vae_kernel_size: int = 3  # paper 1: 3 x 3; the DeepBayes reference code uses 5 x 5
-    # Initial bias of the decoder's output layer (the pixel logit before the sigmoid).
-    # training.train sets it to the logit of the mean training pixel when asked: started at 0
-    # (grey), the first Adam steps darken every pixel at once and can saturate the sigmoid.
-    decoder_bias: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self):
-        self.image_shape = tuple(int(v) for v in self.image_shape)
-        problems = []
-        if self.model not in MODEL_NAMES:
-            problems.append(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
-        if self.arch not in ARCHS:
-            problems.append(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.likelihood not in dist.LIKELIHOODS:
-            problems.append(f"likelihood must be one of {dist.LIKELIHOODS}, "
-                            f"got {self.likelihood!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("k", "train_k", "hidden", "latent_dim", "num_classes", "vae_channels",
-                     "vae_kernel_size", "conv_channels"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.gaussian_scale <= 0:
-            problems.append(f"gaussian_scale must be positive, got {self.gaussian_scale}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def is_latent(self) -> bool:
-        return self.model in LATENT_MODELS
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["image_shape"] = list(self.image_shape)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**values)
-
-
-# --------------------------------------------------------------------------- building blocks
-
-
 def _dropout(h: tf.Tensor, rate: float, seed: tf.Tensor | None) -> tf.Tensor:
     """Stateless dropout: active only when a seed is given (training, or MC-dropout passes)."""
     if seed is None or rate <= 0.0:
@@ -430,17 +364,3 @@ def build_model(config: ModelConfig) -> Classifier:
     """Create (and build) the model a config describes."""
     cls = LatentVariableClassifier if config.is_latent else DiscriminativeClassifier
     return cls(config, name=config.model).build_for_input()
-
-
-def resolve_config(model: str, arch: str | None = None, **overrides) -> ModelConfig:
-    """Fill in the per-model defaults: mlp and cnn fix their arch, bnn adds dropout 0.5 (paper 1),
-    gfz / dfz train with dropout (paper 2)."""
-    fixed_arch = {"mlp": "mlp", "cnn": "cnn"}.get(model)
-    if fixed_arch and arch not in (None, fixed_arch):
-        raise ValueError(f"model {model!r} is always arch {fixed_arch!r}; got arch {arch!r}")
-    defaults: dict[str, Any] = {"arch": fixed_arch or arch or "mlp"}
-    defaults["dropout"] = {"bnn": 0.5, "gfz": 0.2, "dfz": 0.2}.get(model, 0.0)
-    defaults.update({key: value for key, value in overrides.items() if value is not None})
-    if model in ("mlp", "cnn"):
-        defaults["k"] = 1  # deterministic nets: one pass is all there is
-    return ModelConfig(model=model, **defaults)

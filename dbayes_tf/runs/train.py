@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .. import data as data_lib
 from .. import inference, reporting
-from ..models import Classifier, ModelConfig, build_model
+from ..configs import DECODER_BIAS_INITS, LR_SCHEDULES, ModelConfig, TrainConfig  # noqa: F401
+from ..models import Classifier, build_model
 from .store import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -46,57 +47,12 @@ from .store import (
     write_config,
 )
 
-LR_SCHEDULES = ("constant", "cosine")
-DECODER_BIAS_INITS = ("zero", "data-mean")
-
 
 def mean_pixel_logit(images: np.ndarray) -> float:
     """logit of the mean pixel value: the decoder output whose sigmoid is the average image
     intensity (MNIST: 0.13 -> -1.90). Rounded, so that config.json holds a readable number."""
     mean = float(np.clip(np.mean(images, dtype=np.float64), 1e-3, 1 - 1e-3))
     return round(float(np.log(mean) - np.log1p(-mean)), 4)
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    dataset: str = "mnist"
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    seed: int = 0
-    validation_size: int = 5000
-    train_size: int | None = None  # use only the first N training images (tests, smoke runs)
-    test_size: int | None = None
-    eval_batch_size: int = 100
-    validate_every_epoch: bool = True
-    # "cosine" decays the learning rate from lr to 0 over all epochs' steps (Loshchilov &
-    # Hutter 2017); the schedule then depends on --epochs, which --resume may not change.
-    lr_schedule: str = "constant"
-    # "data-mean": start the decoder's output bias at the logit of the mean training pixel
-    # (sets ModelConfig.decoder_bias); "zero": leave ModelConfig.decoder_bias (0 by default).
-    decoder_bias_init: str = "zero"
-
-    def __post_init__(self):
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0 < self.lr < 1:
-            problems.append(f"lr must be in (0, 1), got {self.lr}")
-        for name in ("train_size", "test_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name} must be positive, got {value}")
-        if self.decoder_bias_init not in DECODER_BIAS_INITS:
-            problems.append(f"decoder_bias_init must be one of {DECODER_BIAS_INITS}, "
-                            f"got {self.decoder_bias_init!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            problems.append(f"lr_schedule must be one of {LR_SCHEDULES}, "
-                            f"got {self.lr_schedule!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        self.dataset = data_lib.canonical_name(self.dataset)
 
 
 def _digest(path: Path) -> str:
@@ -334,15 +290,15 @@ def read_preset(path: str | os.PathLike, model: str | None = None,
 def configs_from_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from option names as `dbayes train` takes them (None or
     absent: the library's default); unknown names are refused."""
-    from ..models import resolve_config
+    from ..configs import resolve_config
 
     known = {"model", "arch", "seed", *MODEL_OPTIONS, *TRAIN_OPTIONS}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
     given = {key: value for key, value in options.items() if value is not None}
-    model_config = resolve_config(given.get("model", "gc"), given.get("arch"),
-                                  seed=given.get("seed", 0),
+    model_config = resolve_config(given.get("model", ModelConfig.model), given.get("arch"),
+                                  seed=given.get("seed", TrainConfig.seed),
                                   **{key: given[key] for key in MODEL_OPTIONS if key in given})
     train_config = TrainConfig(**{key: given[key] for key in TRAIN_OPTIONS if key in given})
     return model_config, train_config
