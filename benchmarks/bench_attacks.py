@@ -12,8 +12,10 @@ written atomically): ``--resume`` reuses them, so a run that needs hours (ART's 
 image; ZOO on a K = 10 generative classifier: about 100 s) can be done in pieces, and the images
 stay for later analysis.
 
-    DBAYES_DATA=... python benchmarks/bench_attacks.py --model-dir results/models/mnist_cnn \\
-        --model-dir results/models/mnist_gc_mlp_iwae5 [--k 1] [--n-images 100] [--note TEXT]
+    DBAYES_DATA=... python benchmarks/bench_attacks.py \\
+        --model-dir results/models/mnist_cnn_cosine \\
+        --model-dir results/models/mnist_gc_mlp_iwae5 \\
+        [--k 1] [--n-images 100] [--note TEXT]
 
 A stochastic model costs about K times more per query (``--k`` lowers it); CW and ZOO at their
 defaults (5 x 1000 steps, 200 ZOO iterations) take hours per tool on a CPU.
@@ -52,6 +54,7 @@ from dbayes_tf.data import load_dataset
 from dbayes_tf.runs.train import load_model
 from dbayes_tf.victim import DEFAULT_MAX_BATCH, DEFAULT_VERDICT_DRAWS, Victim
 
+DEFAULT_MODEL_DIR = "results/models/mnist_cnn_cosine"
 ATTACK_NAMES = ("deepfool", "cw_l2", "zoo")
 TOOL_NAMES = ("ours", "foolbox", "art")
 SUPPORTED = {("deepfool", "ours"), ("deepfool", "foolbox"), ("deepfool", "art"),
@@ -236,7 +239,7 @@ def table_markdown(rows: list[dict], budgets: list[float] = ()) -> str:
 
 def section_title(args) -> str:
     """Names what a section measured, so the file's sections can be told apart at a glance."""
-    models = ", ".join(Path(d).name for d in (args.model_dir or ["results/models/mnist_cnn"]))
+    models = ", ".join(Path(d).name for d in (args.model_dir or [DEFAULT_MODEL_DIR]))
     attack_names = [a.strip() for a in args.attacks.split(",") if a.strip()]
     tools = [t.strip() for t in args.tools.split(",")
              if any((a, t.strip()) in SUPPORTED for a in attack_names)]
@@ -470,8 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_default = attacks.ZooSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", action="append", default=None,
-                        help="trained run directory (repeatable; default results/models/"
-                             "mnist_cnn)")
+                        help=f"trained run directory (repeatable; default {DEFAULT_MODEL_DIR})")
     parser.add_argument("--n-images", type=int, default=100,
                         help="test images drawn with --seed (default 100)")
     parser.add_argument("--k", type=int, default=None,
@@ -548,7 +550,7 @@ def main(argv=None) -> int:
         ["benchmarks/bench_attacks.py"] + (sys.argv[1:] if argv is None else list(argv)))
     attack_list = split_list(args.attacks, ATTACK_NAMES, "attacks")
     tool_list = split_list(args.tools, TOOL_NAMES, "tools")
-    model_dirs = args.model_dir or ["results/models/mnist_cnn"]
+    model_dirs = args.model_dir or [DEFAULT_MODEL_DIR]
     for name in ("n_images", "draws", "batch_size", "max_query_batch", "zoo_iterations",
                  "decision_draws"):
         if getattr(args, name) < 1:

@@ -4,7 +4,8 @@ Not a test: it measures, and writes the figures to ``results/benchmarks/README.m
 section between its "inference" markers is replaced; the rest of the file is kept for other
 benchmarks).
 
-    python benchmarks/bench_inference.py [--model-dir results/models/mnist_gc_cnn] [--repeats 5]
+    python benchmarks/bench_inference.py [--repeats 5] \\
+        [--model-dir results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25]
 
 With ``--model-dir`` the trained weights are used (speed does not depend on them, but it proves
 the benchmark runs on the real model); without, a freshly initialised model of the same shape.
