@@ -24,6 +24,7 @@ from dbayes_tf.configs import (
     LIKELIHOODS,
     LR_SCHEDULES,
     MODEL_NAMES,
+    PRECISIONS,
     ModelConfig,
     TrainConfig,
 )
@@ -356,6 +357,11 @@ def _victim_option_help() -> dict[str, str]:
                          "stochastic models, 0 = off otherwise).",
         "max_query_batch": f"Largest batch sent to the model in one call (memory bound; "
                            f"default {victim.DEFAULT_MAX_BATCH}).",
+        "attack_k": "K' importance samples per class in the attack's own steps; verdicts, "
+                    "confirmations and cw_l2's checks keep the model's K (default K).",
+        "precision": "Arithmetic of the attack's own calls (a latent model's decoder, a "
+                     "discriminative net's layers); verdicts and confirmations stay float32 "
+                     f"(default {victim.DEFAULT_PRECISION}).",
     }
 
 
@@ -378,6 +384,10 @@ _VICTIM_HELP = _victim_option_help()
                    "Default: the attack's first supported mode (ifgsm: random, else none).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Importance samples per class (default: the model's own K).")
+@click.option("--attack-k", type=click.IntRange(min=1), default=None,
+              help=_VICTIM_HELP["attack_k"])
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help=_VICTIM_HELP["precision"])
 @click.option("--preset", type=click.Choice(list(CarliniWagnerL2Settings.presets)), default=None,
               help="cw_l2 settings from Carlini's code, CleverHans or one fast search step "
                    "(the default); the options below override them.")
@@ -453,6 +463,7 @@ def attack(model_dir, **o):
     model = load_model(model_dir)
     target = victim.Victim(model, k=o["k"], verdict_draws=o["draws"],
                            decision_draws=o["decision_draws"], confirm_draws=o["confirm_draws"],
+                           attack_k=o["attack_k"], precision=o["precision"],
                            max_batch=o["max_query_batch"] or victim.DEFAULT_MAX_BATCH,
                            seed=o["seed"])
     for note in target.notes:

@@ -29,8 +29,15 @@ class ByVictim:
         return f"{self.deterministic} ({self.stochastic} for stochastic models)"
 
 
-def setting(default, help: str, **metadata) -> Any:  # noqa: A002 (click's word for it)
-    """A settings field: its default (the only place that states it) and its help text."""
+_NOT_LEGACY = object()
+
+
+def setting(default, help: str, *, legacy=_NOT_LEGACY,  # noqa: A002 (click's word for it)
+            **metadata) -> Any:
+    """A settings field: its default (the only place that states it) and its help text.
+    ``legacy``: for a field added after runs were stored, the value those runs ran with."""
+    if legacy is not _NOT_LEGACY:
+        metadata["legacy"] = legacy
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
@@ -77,6 +84,14 @@ class AttackSettings:
         settings = cls(**checked)
         settings.validate()
         return settings
+
+    @classmethod
+    def completed(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        """Stored settings with every field added since filled in with the value the run ran
+        with (its ``legacy`` value), so an old run compares equal to the same run asked today."""
+        missing = {f.name: f.metadata["legacy"] for f in cls.fields()
+                   if "legacy" in f.metadata and f.name not in stored}
+        return {**stored, **missing}
 
     @classmethod
     def check_targeting(cls, targeted: str | None) -> str:
@@ -189,10 +204,17 @@ class CarliniWagnerL2Settings(AttackSettings):
     initial_const: float = setting(1.0, "starting trade-off constant c")
     confidence: float = setting(0.0, "margin kappa the attack must win by")
     abort_early: bool = setting(True, "stop a search step once its loss stops falling")
+    rivals: int = setting(0, "classes besides the target (or label) that the steps score: the "
+                             "strongest at the last check (0: every class)", legacy=0)
+    check_every: int = setting(1, "test the iterate every this many steps, on all classes at "
+                                  "the model's K (1 without rivals: every step, Carlini's way)",
+                               legacy=1)
 
     def validate(self) -> None:
         if self.binary_steps < 1 or self.iterations < 1:
             raise ValueError("cw_l2 needs binary_steps >= 1 and iterations >= 1")
+        if self.rivals < 0 or self.check_every < 1:
+            raise ValueError("cw_l2 needs rivals >= 0 and check_every >= 1")
         if self.lr <= 0 or self.initial_const <= 0 or self.confidence < 0:
             raise ValueError("cw_l2 needs lr > 0, initial_const > 0 and confidence >= 0")
 
@@ -203,8 +225,9 @@ class CarliniWagnerL2Settings(AttackSettings):
             victim, x, aim, targeted=targeted, confidence=self.confidence,
             binary_search_steps=self.binary_steps, max_iterations=self.iterations,
             learning_rate=self.lr, initial_const=self.initial_const,
-            abort_early=self.abort_early, decision_draws=victim.decision_draws,
-            confirm_draws=victim.confirm_draws, box=victim.box, progress=progress)
+            abort_early=self.abort_early, rivals=self.rivals, check_every=self.check_every,
+            decision_draws=victim.decision_draws, confirm_draws=victim.confirm_draws,
+            box=victim.box, progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)

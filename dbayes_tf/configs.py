@@ -16,6 +16,9 @@ LIKELIHOODS = ("gaussian", "bernoulli")  # p(x | ...) of the latent models
 MODEL_NAMES = ("mlp", "bnn", "cnn", "gc", "gfz", "dfz")
 LATENT_MODELS = ("gc", "gfz", "dfz")
 ARCHS = ("mlp", "cnn")
+# Arithmetic of a model's heavy layers on a pass: float32, or bfloat16 (float32 weights, bf16
+# matmuls and convolutions; what AMX-BF16 / AVX512-BF16 CPUs and GPUs speed up).
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass

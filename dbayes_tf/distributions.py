@@ -80,16 +80,25 @@ def log_mean_exp(log_values: tf.Tensor, axis: int = 0) -> tf.Tensor:
     return tf.reduce_logsumexp(log_values, axis=axis) - tf.math.log(k)
 
 
-def importance_log_weights(proposal: tfd.Distribution, log_joint, k: int, seed: tf.Tensor
-                           ) -> tf.Tensor:
+def importance_log_weights(proposal: tfd.Distribution, log_joint, k: int, seed: tf.Tensor,
+                           *, z: tf.Tensor | None = None) -> tf.Tensor:
     """log p(x, z_k) - log q(z_k), z_k ~ q, for k samples: shape [k, *q.batch_shape].
 
     ``log_joint(z)`` returns log p(x, z) for z with the sample axis first. ``log_mean_exp`` of the
     result over axis 0 is the importance-weighted estimate of log p(x) (the IWAE bound; its mean
-    over k = 1 draws is the ELBO).
+    over k = 1 draws is the ELBO). ``z`` replaces the k samples of q by given ones.
     """
-    z = proposal.sample(k, seed=seed)
+    if z is None:
+        z = proposal.sample(k, seed=seed)
     return log_joint(z) - proposal.log_prob(z)
+
+
+def standard_normal_noise(k: int, batch_shape, latent_dim: int, seed: tf.Tensor) -> tf.Tensor:
+    """The unit-normal draws [k, *batch_shape, Z] behind ``q.sample(k, seed)`` of a diagonal
+    Gaussian q: sample = loc + scale * noise, exactly (tests/test_models.py checks it), so a
+    caller can pick rows of the noise and still reproduce q's own samples on them."""
+    shape = tf.concat([[k], tf.cast(batch_shape, tf.int32), [latent_dim]], 0)
+    return tf.random.stateless_normal(shape, seed)
 
 
 LOG_2PI = math.log(2.0 * math.pi)

@@ -3,7 +3,12 @@
 Every model is a :class:`Classifier` (a ``keras.Model``) with one callable that attacks and
 detectors use alike::
 
-    logits(x, k=None, seed=None) -> [B, C]
+    logits(x, k=None, seed=None, *, classes=None, precision="float32") -> [B, C] (or [B, M])
+
+``classes`` [B, M] asks for the scores of M chosen classes per image only: a latent-variable
+model then spends its encoder and decoder passes on those classes alone, and returns exactly
+what the full call with the same seed returns on them. ``precision="bfloat16"`` runs the heavy
+layers (a latent model's decoder, a discriminative model's whole net) in bfloat16.
 
 For the latent-variable classifiers the logits are the importance-weighted estimates of
 log p(x, y_c) (paper 1, eq. 3), so softmax(logits) is p(y | x) by Bayes' rule; for the BNN they are
@@ -25,6 +30,7 @@ convolutions with 64, 64 and 1 channels.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -36,6 +42,7 @@ from .configs import (  # noqa: F401 (the model's config types, re-exported with
     ARCHS,
     LATENT_MODELS,
     MODEL_NAMES,
+    PRECISIONS,
     ModelConfig,
     resolve_config,
 )
@@ -46,7 +53,9 @@ def _dropout(h: tf.Tensor, rate: float, seed: tf.Tensor | None) -> tf.Tensor:
     """Stateless dropout: active only when a seed is given (training, or MC-dropout passes)."""
     if seed is None or rate <= 0.0:
         return h
-    return tf.nn.experimental.stateless_dropout(h, rate=rate, seed=seed)
+    # the mask is drawn in the dtype of h: a bfloat16 pass would see other masks than float32
+    dropped = tf.nn.experimental.stateless_dropout(tf.cast(h, tf.float32), rate=rate, seed=seed)
+    return tf.cast(dropped, h.dtype)
 
 
 class DenseStack(keras.layers.Layer):
@@ -160,8 +169,9 @@ class Classifier(keras.Model):
         self.config = config
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._seed_stream = keras.random.SeedGenerator(config.seed)
-        # One traced graph per K: all classes and samples in one batched call.
+        # One traced graph per K and precision: all classes and samples in one batched call.
         self._compiled_logits = tf.function(self._logits, reduce_retracing=True)
+        self._compiled_class_logits = tf.function(self._class_logits, reduce_retracing=True)
 
     # A fresh stateless seed for every call that was not given one, hashed into its own domain
     # so that the n-th unseeded call never replays the noise of an explicit seed such as (0, n).
@@ -191,10 +201,50 @@ class Classifier(keras.Model):
         self.built = True  # every sub-layer now has its weights
         return self
 
-    def logits(self, x, k: int | None = None, seed=None) -> tf.Tensor:
-        """[B, C] class scores whose softmax is p(y | x). ``k`` defaults to the model's K."""
+    def logits(self, x, k: int | None = None, seed=None, *, classes=None,
+               precision: str = "float32") -> tf.Tensor:
+        """[B, C] class scores whose softmax is p(y | x). ``k`` defaults to the model's K.
+
+        ``classes`` (int [B, M]): only those classes' scores, [B, M], equal to the full call's
+        columns for the same seed. ``precision``: one of ``PRECISIONS``.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
         x = tf.convert_to_tensor(x, tf.float32)
-        return self._compiled_logits(x, resolve_k(self, k), self._seed_or_fresh(seed))
+        k, seed = resolve_k(self, k), self._seed_or_fresh(seed)
+        if classes is None:
+            return self._compiled_logits(x, k, seed, precision)
+        classes = tf.convert_to_tensor(classes, tf.int32)
+        if classes.shape.rank != 2:
+            raise ValueError(f"classes must be [B, M] class indices; got shape {classes.shape}")
+        return self._compiled_class_logits(x, classes, k, seed, precision)
+
+    def _class_logits(self, x, classes, k, seed, precision):
+        # A discriminative net computes every class at once: pick the columns.
+        return tf.gather(self._logits(x, k, seed, precision), classes, batch_dims=1)
+
+    def _heavy_layers(self) -> list[keras.layers.Layer]:
+        """The layers that ``precision`` switches (where the time goes)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _precision(self, precision: str):
+        """Trace the heavy layers with float32 weights and ``precision`` arithmetic. The policy
+        is set on every leaf layer (a container's policy does not reach its sub-layers), only
+        while a graph is traced, and restored after: the traced graph keeps it."""
+        if precision == "float32":
+            yield
+            return
+        leaves = [leaf for layer in self._heavy_layers()
+                  for leaf in layer._flatten_layers(include_self=True, recursive=True)]
+        saved = [leaf.dtype_policy for leaf in leaves]
+        try:
+            for leaf in leaves:
+                leaf.dtype_policy = f"mixed_{precision}"
+            yield
+        finally:
+            for leaf, policy in zip(leaves, saved, strict=True):
+                leaf.dtype_policy = policy
 
     def call(self, x, training=False):  # so that model(x) is model.logits(x)
         return self.logits(x)
@@ -253,13 +303,18 @@ class DiscriminativeClassifier(Classifier):
     def _net(self, x, seed=None):
         return self.head(self.features(x), seed=seed)
 
-    def _logits(self, x, k, seed):
-        if not self.mc_dropout:
-            return self._net(x)
-        # All K dropout passes in one batched call: each pass gets its own copy of x and mask.
-        batch = tf.shape(x)[0]
-        tiled = tf.tile(x, tf.concat([[k], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
-        log_probs = tf.nn.log_softmax(self._net(tiled, seed=seed))
+    def _heavy_layers(self):
+        return [self.features, self.head]
+
+    def _logits(self, x, k, seed, precision="float32"):
+        with self._precision(precision):
+            if not self.mc_dropout:
+                return tf.cast(self._net(x), x.dtype)
+            # All K dropout passes in one batched call: each pass gets its own copy of x and mask.
+            batch = tf.shape(x)[0]
+            tiled = tf.tile(x, tf.concat([[k], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+            net = tf.cast(self._net(tiled, seed=seed), x.dtype)
+        log_probs = tf.nn.log_softmax(net)
         log_probs = tf.reshape(log_probs, [k, batch, self.num_classes])
         return dist.log_mean_exp(log_probs, axis=0)
 
@@ -297,6 +352,10 @@ class LatentVariableClassifier(Classifier):
     def is_stochastic(self) -> bool:
         return True
 
+    def _heavy_layers(self):
+        # K decoder passes per class against one encoder pass: the decoder is the time
+        return [self.decoder]
+
     def posterior(self, x_features, y_one_hot, seed=None):
         """q(z | x, y) with batch shape broadcast from features [.., B, F] and y [.., B, C]."""
         params = self.encoder_head(x_features, y_one_hot, seed=seed)
@@ -310,13 +369,15 @@ class LatentVariableClassifier(Classifier):
             axis=-1)
         lead = tf.shape(code)[:-1]
         out = self.decoder(tf.reshape(code, [-1, tf.shape(code)[-1]]), seed=seed)
-        return tf.reshape(out, tf.concat([lead, self.config.image_shape], 0))
+        # the likelihood is summed over every pixel: in float32, whatever the decoder ran in
+        return tf.reshape(tf.cast(out, z.dtype), tf.concat([lead, self.config.image_shape], 0))
 
-    def log_weights(self, x, y_one_hot, k: int, seed, training: bool = False):
+    def log_weights(self, x, y_one_hot, k: int, seed, training: bool = False, noise=None):
         """log p(x, y, z_k) - log q(z_k | x, y), z_k ~ q(z | x, y): shape [k, M, B].
 
         x: [B, H, W, C]; y_one_hot: [M, B, C] or [M, 1, C] (M = 1 with the true labels while
-        training, M = C with every class when classifying). Sample axis first.
+        training, M = C with every class when classifying). Sample axis first. ``noise``
+        [k, M, B, Z]: the unit-normal draws behind z (default: q's own, from ``seed``).
         """
         seeds = dist.split_seed(seed, 4)
         dropout = (lambda i: seeds[i]) if training else (lambda i: None)
@@ -338,12 +399,30 @@ class LatentVariableClassifier(Classifier):
                 label_logits = self.label_model(classifier_features, z, seed=dropout(3))
             return log_p + dist.categorical_log_prob(label_logits, y_full)
 
-        return dist.importance_log_weights(q, log_joint, k, seeds[0])
+        z = None if noise is None else q.mean() + q.stddev() * noise
+        return dist.importance_log_weights(q, log_joint, k, seeds[0], z=z)
 
-    def _logits(self, x, k, seed):
+    def _logits(self, x, k, seed, precision="float32"):
         every_class = tf.eye(self.num_classes, dtype=x.dtype)[:, None, :]  # [C, 1, C]
-        log_joint = dist.log_mean_exp(self.log_weights(x, every_class, k, seed), axis=0)
-        return tf.transpose(log_joint)  # [B, C]
+        with self._precision(precision):
+            log_w = self.log_weights(x, every_class, k, seed)
+        return tf.transpose(dist.log_mean_exp(log_w, axis=0))  # [B, C]
+
+    def _class_logits(self, x, classes, k, seed, precision):
+        """Only the chosen classes' encoder and decoder passes. The full call's noise for every
+        (class, image) is drawn (it is cheap) and the chosen rows are picked, so each score
+        equals the full call's with the same seed."""
+        batch = tf.shape(x)[0]
+        noise_seed = dist.split_seed(seed, 4)[0]  # the seed log_weights samples z with
+        every = dist.standard_normal_noise(k, [self.num_classes, batch],
+                                           self.config.latent_dim, noise_seed)  # [k, C, B, Z]
+        by_image = tf.transpose(every, [2, 1, 0, 3])  # [B, C, k, Z]
+        picked = tf.gather(by_image, classes, axis=1, batch_dims=1)  # [B, M, k, Z]
+        noise = tf.transpose(picked, [2, 1, 0, 3])  # [k, M, B, Z]
+        chosen = tf.one_hot(tf.transpose(classes), self.num_classes, dtype=x.dtype)  # [M, B, C]
+        with self._precision(precision):
+            log_w = self.log_weights(x, chosen, k, seed, noise=noise)
+        return tf.transpose(dist.log_mean_exp(log_w, axis=0))  # [B, M]
 
     def training_loss(self, x, y, seed):
         """Negative ELBO (train_k = 1) or negative IWAE bound, in nats per image."""

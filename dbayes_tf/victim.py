@@ -6,10 +6,17 @@ A generative classifier (or an MC-dropout BNN) draws fresh random numbers on eve
 of decision takes is decided here and nowhere else:
 
 - K: importance samples (or dropout passes) per class and call: the caller's, else the model's
-  own; a deterministic model has nothing to sample, so K = 1 (:func:`resolve_k`);
+  own; a deterministic model has nothing to sample, so K = 1 (:func:`resolve_k`). Verdicts and
+  confirmations always use K;
+- K', the attacker's samples: the attack's own calls (its gradients and decisions) may use
+  fewer samples than the model classifies with, a choice of the attacker that leaves the
+  verdict unchanged (default K' = K);
 - R, the verdict draws: fresh draws whose majority judges every final image;
 - decision draws: draws behind an attack's own "have I succeeded?" tests;
 - confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim.
+
+The attacker's calls may also run the model's heavy layers in bfloat16 (``precision``); the
+verdict and the confirmation are the model's own, in float32.
 
 Each call of a :class:`Victim` takes the next seed of a stream the experimenter can replay
 (``reset``), so a resumed attack repeats every batch exactly; it sends at most ``max_batch``
@@ -32,6 +39,12 @@ DEFAULT_VERDICT_DRAWS = 10
 STOCHASTIC_DECISION_DRAWS = 3
 DEFAULT_MAX_BATCH = 2000
 BOX = (0.0, 1.0)
+# What a victim is made of: the keyword arguments of Victim, the keys of a plan's ``victim:``
+OPTIONS = ("k", "attack_k", "precision", "verdict_draws", "decision_draws", "confirm_draws",
+           "max_batch")
+# The arithmetic of the attacker's calls. float32 until benchmarks/bench_decisions.py shows
+# bfloat16's attacks to be as strong on paired images (results/benchmarks/decisions.md).
+DEFAULT_PRECISION = "float32"
 
 
 def resolve_k(model, k: int | None = None) -> int:
@@ -56,15 +69,16 @@ class Draws:
     decision_draws: int
     confirm_draws: int
     stochastic: bool
+    attack_k: int | None = None  # None: K (runs stored before K' existed read the same)
 
     @classmethod
     def resolve(cls, model, *, k: int | None = None, verdict_draws: int | None = None,
-                decision_draws: int | None = None, confirm_draws: int | None = None
-                ) -> tuple[Draws, list[str]]:
+                decision_draws: int | None = None, confirm_draws: int | None = None,
+                attack_k: int | None = None) -> tuple[Draws, list[str]]:
         """The draw counts for ``model`` from what was asked (None: the default), and a note
         for every asked value that a deterministic model makes meaningless."""
         for name, value in (("k", k), ("verdict_draws", verdict_draws),
-                            ("decision_draws", decision_draws)):
+                            ("decision_draws", decision_draws), ("attack_k", attack_k)):
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1; got {value}")
         if confirm_draws is not None and confirm_draws < 0:
@@ -73,15 +87,18 @@ class Draws:
         notes = []
         if stochastic:
             verdict = int(verdict_draws or DEFAULT_VERDICT_DRAWS)
-            resolved = cls(k=resolve_k(model, k), verdict_draws=verdict,
+            model_k = resolve_k(model, k)
+            resolved = cls(k=model_k, verdict_draws=verdict,
                            decision_draws=int(decision_draws or STOCHASTIC_DECISION_DRAWS),
                            confirm_draws=verdict if confirm_draws is None else int(confirm_draws),
-                           stochastic=True)
+                           stochastic=True,
+                           attack_k=None if attack_k in (None, model_k) else int(attack_k))
         else:
             # R equal answers would cost R times as much and say nothing more
             ignored = [f"{name} {value}" for name, value in
                        (("K", k), ("R", verdict_draws), ("decision draws", decision_draws),
-                        ("confirmation draws", confirm_draws)) if value not in (None, 1, 0)]
+                        ("confirmation draws", confirm_draws), ("attack K", attack_k))
+                       if value not in (None, 1, 0)]
             if ignored:
                 notes.append(f"{model.config.model} is deterministic: {', '.join(ignored)} "
                              "ignored (one draw says everything)")
@@ -89,31 +106,52 @@ class Draws:
                            stochastic=False)
         return resolved, notes
 
+    @property
+    def attacker_k(self) -> int:
+        """K': the samples of the attacker's own calls."""
+        return self.attack_k or self.k
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # a field at its "as before" value is left out, so a stored run's config stays the same
+        values = dataclasses.asdict(self)
+        if values["attack_k"] is None:
+            del values["attack_k"]
+        return values
 
 
 class Victim:
     """``model.logits`` behind a replayable draw stream, with the resolved draw counts.
 
-    ``victim(x)`` returns logits [B, C] of one fresh draw (works inside ``tf.function``: the
-    call and query counters are variables, not Python ints frozen at trace time).
+    ``victim(x)`` returns the attacker's logits [B, C] of one fresh draw (K' samples, in
+    ``precision``); ``victim(x, classes=c)`` those of the classes c [B, M] only, which a latent
+    model computes at a fraction of the cost; ``victim.verdict_logits(x)`` the model's own (K
+    samples, float32) for verdicts and confirmations. Both work inside ``tf.function``: the call
+    and query counters are variables, not Python ints frozen at trace time.
     """
+
+    supports_classes = True  # attacks may ask for a subset of the classes (attacks.utils)
 
     def __init__(self, model, *, k: int | None = None, verdict_draws: int | None = None,
                  decision_draws: int | None = None, confirm_draws: int | None = None,
+                 attack_k: int | None = None, precision: str | None = None,
                  max_batch: int = DEFAULT_MAX_BATCH, seed=0,
                  box: tuple[float, float] = BOX):
         import tensorflow as tf
 
         from . import distributions as dist
+        from .configs import PRECISIONS
 
         if max_batch < 1:
             raise ValueError(f"max-query-batch must be >= 1; got {max_batch}")
+        precision = precision or DEFAULT_PRECISION
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got "
+                             f"{precision!r}")
         self.model = model
+        self.precision = precision
         self.draws, self.notes = Draws.resolve(
             model, k=k, verdict_draws=verdict_draws, decision_draws=decision_draws,
-            confirm_draws=confirm_draws)
+            confirm_draws=confirm_draws, attack_k=attack_k)
         self.max_batch = int(max_batch)
         self.box = box
         self._base = tf.Variable(dist.as_seed(seed), trainable=False)
@@ -121,9 +159,24 @@ class Victim:
         self._queries = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     # -- what attacks and metrics read --------------------------------------------------------
+    @classmethod
+    def from_stored(cls, model, settings: dict[str, Any], seed=0) -> Victim:
+        """The victim a stored ``settings()`` dict describes. An entry left out is at its "as
+        before" value (float32, K' = K), so runs stored before it existed read as they ran."""
+        return cls(model, k=settings.get("k"), verdict_draws=settings.get("verdict_draws"),
+                   decision_draws=settings.get("decision_draws"),
+                   confirm_draws=settings.get("confirm_draws"),
+                   attack_k=settings.get("attack_k"),
+                   precision=settings.get("precision", "float32"),
+                   max_batch=settings.get("max_batch") or DEFAULT_MAX_BATCH, seed=seed)
+
     @property
     def k(self) -> int:
         return self.draws.k
+
+    @property
+    def attack_k(self) -> int:
+        return self.draws.attacker_k
 
     @property
     def stochastic(self) -> bool:
@@ -163,24 +216,34 @@ class Victim:
         self._calls.assign(0)
         self._queries.assign(0)
 
-    def _one_call(self, x):
+    def _one_call(self, x, classes, k, precision):
         import tensorflow as tf
 
         call_index = self._calls.assign_add(1)
         self._queries.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
         seed = tf.random.experimental.stateless_fold_in(self._base, call_index)
-        return self.model.logits(x, self.k, seed=seed)
+        return self.model.logits(x, k, seed=seed, classes=classes, precision=precision)
 
-    def __call__(self, x):
+    def _calls_of(self, x, classes, k, precision):
         import tensorflow as tf
 
         x = tf.convert_to_tensor(x, tf.float32)
         n = x.shape[0]
         if n is None or n <= self.max_batch:
-            return self._one_call(x)
+            return self._one_call(x, classes, k, precision)
         # a bounded batch per call keeps memory flat; gradients flow through the concatenation
-        return tf.concat([self._one_call(x[i:i + self.max_batch])
+        return tf.concat([self._one_call(x[i:i + self.max_batch],
+                                         None if classes is None else classes[i:i + self.max_batch],
+                                         k, precision)
                           for i in range(0, n, self.max_batch)], axis=0)
+
+    def __call__(self, x, classes=None):
+        """The attacker's call: K' samples in ``precision``; ``classes`` [B, M]: those only."""
+        return self._calls_of(x, classes, self.attack_k, self.precision)
+
+    def verdict_logits(self, x):
+        """The model's own call, which verdicts and confirmations use: K samples, float32."""
+        return self._calls_of(x, None, self.k, "float32")
 
     def log_probabilities(self, x) -> np.ndarray:
         """What a black-box attacker sees: log p(y | x) of one draw, as plain numbers."""
@@ -196,8 +259,9 @@ class Victim:
         x = np.asarray(x, np.float32)
         step = batch_size or max(1, self.max_batch // self.verdict_draws)
         if len(x) <= step:
-            return judge(self, x, self.verdict_draws)
-        parts = [judge(self, x[i:i + step], self.verdict_draws) for i in range(0, len(x), step)]
+            return judge(self.verdict_logits, x, self.verdict_draws)
+        parts = [judge(self.verdict_logits, x[i:i + step], self.verdict_draws)
+                 for i in range(0, len(x), step)]
         return Judgement(single=np.concatenate([p.single for p in parts]),
                          majority=np.concatenate([p.majority for p in parts]),
                          draws=np.concatenate([p.draws for p in parts], axis=1),
@@ -205,4 +269,7 @@ class Victim:
 
     def settings(self) -> dict[str, Any]:
         """Everything about the victim that decides a run's numbers (for config.json)."""
-        return self.draws.to_dict() | {"max_batch": self.max_batch, "box": list(self.box)}
+        stored = self.draws.to_dict() | {"max_batch": self.max_batch, "box": list(self.box)}
+        if self.precision != "float32":  # left out at float32, as in runs stored before it
+            stored["precision"] = self.precision
+        return stored

@@ -47,6 +47,49 @@ def test_stochastic_logits_are_fresh_per_call_and_repeatable_with_a_seed(name, a
                                   model.logits(x, seed=5).numpy())
 
 
+@pytest.mark.parametrize("name, arch", ALL)
+def test_class_logits_equal_the_full_logits_on_the_chosen_classes(name, arch, mnist_small):
+    model = tiny(name, arch)
+    x = mnist_small.test.images[:6]
+    # a different subset per image, repeats and the image's own order included
+    classes = np.array([[3, 0, 7], [9, 9, 1], [2, 5, 4], [0, 1, 2], [8, 6, 3], [5, 4, 7]])
+    full = model.logits(x, seed=11).numpy()
+    picked = model.logits(x, seed=11, classes=classes).numpy()
+    assert picked.shape == (6, 3)
+    # the same draws (exactly); only oneDNN's blocking of a smaller batch may move the last bits
+    np.testing.assert_allclose(picked, np.take_along_axis(full, classes, axis=1),
+                               rtol=1e-5, atol=1e-4)
+    other_draw = model.logits(x, seed=12, classes=classes).numpy()
+    assert np.allclose(picked, other_draw) != model.is_stochastic
+
+
+def test_gaussian_samples_are_loc_plus_scale_times_the_noise_the_subset_logits_pick():
+    loc, log_scale = tf.random.normal([10, 3, 4]), tf.random.normal([10, 3, 4])
+    q = dist.diagonal_gaussian(loc, log_scale)
+    seed = dist.as_seed(5)
+    noise = dist.standard_normal_noise(6, [10, 3], 4, seed)
+    np.testing.assert_array_equal(q.sample(6, seed=seed).numpy(),
+                                  (q.mean() + q.stddev() * noise).numpy())
+
+
+@pytest.mark.parametrize("name, arch", [("gc", "cnn"), ("cnn", None), ("bnn", "mlp")])
+def test_bfloat16_logits_agree_with_float32_and_leave_the_model_in_float32(name, arch,
+                                                                            mnist_small):
+    model = tiny(name, arch)
+    x = mnist_small.test.images[:20]
+    exact = model.logits(x, seed=3).numpy()
+    rough = model.logits(x, seed=3, precision="bfloat16")
+    assert rough.dtype == tf.float32
+    # bfloat16 keeps 8 bits of mantissa: about 0.4% of each pre-activation
+    scale = np.abs(exact).max()
+    assert np.abs(rough.numpy() - exact).max() < 0.02 * scale
+    assert not np.array_equal(rough.numpy(), exact)  # it did run in bfloat16
+    np.testing.assert_array_equal(model.logits(x, seed=3).numpy(), exact)
+    assert all(w.dtype == "float32" for w in model.weights)
+    with pytest.raises(ValueError, match="precision"):
+        model.logits(x, precision="float16")
+
+
 def test_deterministic_nets_ignore_k(mnist_small):
     model = tiny("cnn", None)
     x = mnist_small.test.images[:3]

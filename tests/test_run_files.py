@@ -165,3 +165,14 @@ def test_runs_name_their_model_relative_to_themselves(runner, trained_runs, tmp_
                                   str(second / "attacks" / "df"), "--n-fit", "300",
                                   "--n-clean", "20", "--out", str(tmp_path / "det"), "--quiet"])
     assert result.exit_code == 0, result.output
+
+
+def test_settings_added_later_read_as_the_stored_run_ran():
+    from dbayes_tf.attack_settings import CarliniWagnerL2Settings
+
+    stored = CarliniWagnerL2Settings().to_dict()
+    for added in ("rivals", "check_every"):
+        del stored[added]
+    assert CarliniWagnerL2Settings.completed(stored) == CarliniWagnerL2Settings().to_dict()
+    changed = CarliniWagnerL2Settings.build({"rivals": 2, "check_every": 10}).to_dict()
+    assert CarliniWagnerL2Settings.completed(changed) == changed

@@ -17,10 +17,14 @@ from .utils import (
     ModelFn,
     as_images,
     as_labels,
+    class_scores,
     confirm,
     keep_smallest,
     margin,
+    mean_logits,
+    top_rivals,
     update_constants,
+    verdict_fn,
 )
 
 _DEFAULT = CarliniWagnerL2Settings
@@ -35,6 +39,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
                       learning_rate: float = _DEFAULT.lr,
                       initial_const: float = _DEFAULT.initial_const,
                       abort_early: bool = _DEFAULT.abort_early,
+                      rivals: int = _DEFAULT.rivals, check_every: int = _DEFAULT.check_every,
                       decision_draws: int = 1, confirm_draws: int = 0,
                       box: tuple[float, float] = (0.0, 1.0),
                       progress: bool = False) -> AttackOutput:
@@ -51,13 +56,25 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     otherwise let the smallest lucky iterate through, and on a K = 10 generative classifier the
     attack then claimed every image while a fresh majority upheld 10-75% of them.
 
+    With ``check_every`` = 1 and no ``rivals`` (Carlini's way) every step's iterate is tested,
+    its own draw being one of the decision draws. Otherwise the test is a check made every
+    ``check_every`` steps (and after the last): all classes, the model's own call
+    (``utils.verdict_fn``: its K, float32), ``decision_draws`` draws; the steps in between only
+    move. ``rivals`` > 0: each check also picks, per image, the ``rivals`` strongest classes
+    besides the target (untargeted: besides the label), and the steps score the target and those
+    rivals only (``utils.class_scores``), which on a latent-variable model costs (1 + rivals) / C
+    of a step on every class; the margin only needs the strongest rival, so while the ranking
+    holds the steps are the full ones. Together with an attacker's K' < K (``Victim``) this is
+    what makes a CW attempt on a K = 10 generative classifier affordable
+    (``benchmarks/bench_decisions.py``).
+
     References:
         Carlini, Wagner. Towards evaluating the robustness of neural networks. IEEE S&P 2017.
     """
     if binary_search_steps < 1 or max_iterations < 1 or decision_draws < 1:
         raise ValueError("binary_search_steps, max_iterations and decision_draws must be >= 1")
-    if confirm_draws < 0:
-        raise ValueError("confirm_draws must be >= 0")
+    if confirm_draws < 0 or rivals < 0 or check_every < 1:
+        raise ValueError("confirm_draws and rivals must be >= 0, check_every >= 1")
     if learning_rate <= 0 or initial_const <= 0 or confidence < 0:
         raise ValueError("learning_rate and initial_const must be > 0, confidence >= 0")
     x = as_images(x)
@@ -67,20 +84,25 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     scale, offset = (high - low) / 2, (high + low) / 2
     # tanh space; shrink a hair so that arctanh stays finite at the box edges
     w_start = tf.atanh(tf.clip_by_value((x - offset) / scale, -1, 1) * 0.999999)
+    every_step = check_every == 1 and rivals == 0
+    aim_first = tf.zeros_like(labels)  # with a class subset, the aim is its first column
 
     def to_image(w):
         return tf.tanh(w) * scale + offset
 
+    def margin_of(logits, classes):
+        return margin(logits, labels if classes is None else aim_first, targeted)
+
     @tf.function(reduce_retracing=True)
-    def adam_step(w, m, v, t, const):
+    def adam_step(w, m, v, t, const, classes):
         with tf.GradientTape() as tape:
             tape.watch(w)
             x_new = to_image(w)
             l2 = tf.reduce_sum(tf.square(x_new - x), axis=[1, 2, 3])
-            logits = model_fn(x_new)
+            logits = class_scores(model_fn, x_new, classes)
             # Carlini's max(-margin, -kappa), shifted by kappa: same gradient, never negative,
             # so abort-early's "no longer falling" test keeps its meaning for kappa > 0
-            hinge = tf.maximum(confidence - margin(logits, labels, targeted), 0.0)
+            hinge = tf.maximum(confidence - margin_of(logits, classes), 0.0)
             loss_each = l2 + const * hinge
             total = tf.reduce_sum(loss_each)
         grad = tape.gradient(total, w)
@@ -92,13 +114,24 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         return w, m, v, x_new, l2, logits, tf.reduce_sum(loss_each)
 
     @tf.function(reduce_retracing=True)
-    def decision_margin(x_new, logits_of_step):
+    def step_margin(x_new, logits_of_step):
+        """Carlini's every-step test: the step's own draw and decision_draws - 1 more."""
         if decision_draws == 1:
             return margin(logits_of_step, labels, targeted)
         extra = tf.concat([x_new] * (decision_draws - 1), axis=0)
         more = tf.reshape(model_fn(extra), [decision_draws - 1, batch, -1])
         mean = (tf.reduce_sum(more, axis=0) + logits_of_step) / decision_draws
         return margin(mean, labels, targeted)
+
+    def check(x_now):
+        """All classes at the model's own K: the mean logits of decision_draws draws."""
+        queries[:] += decision_draws
+        return mean_logits(verdict_fn(model_fn), x_now, decision_draws)
+
+    subsets = False
+    if rivals > 0:  # a victim knows its classes; any other callable is asked once
+        num_classes = getattr(model_fn, "num_classes", None) or int(model_fn(x[:1]).shape[-1])
+        subsets = rivals < num_classes - 1  # else there is nothing to leave out
 
     const = np.full(batch, initial_const, np.float64)
     lower, upper = np.zeros(batch), np.full(batch, 1e10)
@@ -117,19 +150,31 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         succeeded = np.zeros(batch, bool)
         c_tensor = tf.constant(const, tf.float32)
         plateau = LossPlateau(max_iterations, abort_early)
+        classes = top_rivals(check(x), labels, rivals) if subsets else None
         for iteration in range(max_iterations):
             w, m, v, x_new, l2, logits, loss = adam_step(w, m, v, tf.constant(
-                iteration + 1, tf.float32), c_tensor)
-            is_adv = (decision_margin(x_new, logits) > confidence).numpy()
-            l2 = l2.numpy()
+                iteration + 1, tf.float32), c_tensor, classes)
             steps += 1
-            queries += decision_draws
+            stalled = plateau.stalled(loss)
+            last = stalled or iteration == max_iterations - 1
+            if every_step:
+                is_adv = (step_margin(x_new, logits) > confidence).numpy()
+                queries += decision_draws
+            else:
+                queries += 1  # the step's own call (check() counts its draws)
+                is_adv = np.zeros(batch, bool)
+                if (iteration + 1) % check_every == 0 or last:
+                    mean = check(x_new)
+                    is_adv = (margin(mean, labels, targeted) > confidence).numpy()
+                    if subsets:
+                        classes = top_rivals(mean, labels, rivals)
+            l2 = l2.numpy()
             is_adv = confirm(model_fn, x_new, is_adv & ((l2 < best_l2) | ~succeeded), labels,
                              targeted, confirm_draws, queries)
             keep_smallest(best_l2, best_x, is_adv, l2, x_new)
             succeeded |= is_adv
             bar.update(1)
-            if plateau.stalled(loss):
+            if stalled:
                 bar.update(max_iterations - iteration - 1)
                 break
         update_constants(const, lower, upper, succeeded)

@@ -9,10 +9,16 @@ hinge on one lucky draw (success, "best so far", abort-early) is taken on the me
 smallest one that passed picks, among many near-boundary tests, the luckiest: so before a
 candidate becomes "best so far" it must fool most of ``confirm_draws`` fresh draws
 (:func:`confirm`).
+
+A :class:`dbayes_tf.victim.Victim` passed as ``model_fn`` carries two more things attacks use:
+``model_fn(x, classes=c)``, the scores of chosen classes only (:func:`class_scores`; a latent
+model then computes those classes alone), and ``model_fn.verdict_logits``, the model's own call
+(its K, float32) that confirmations use (:func:`verdict_fn`). Any other callable works too.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -63,6 +69,31 @@ def margin(logits: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
     # -inf would make 0 * inf = nan in gradients; a large finite offset removes the own class
     best_other = tf.reduce_max(logits - one_hot * 1e9, axis=-1)
     return own - best_other if targeted else best_other - own
+
+
+def verdict_fn(model_fn: ModelFn) -> ModelFn:
+    """The call a claim is confirmed with: the victim's own (model K, float32) where it has one,
+    not the attacker's cheaper K' or bfloat16 one."""
+    return getattr(model_fn, "verdict_logits", model_fn)
+
+
+def class_scores(model_fn: ModelFn, x: tf.Tensor, classes: tf.Tensor | None) -> tf.Tensor:
+    """Logits [B, M] of the classes ``classes`` [B, M] (None: all, [B, C]). A victim computes
+    only those; any other callable is sliced from its full logits."""
+    if classes is None:
+        return model_fn(x)
+    if getattr(model_fn, "supports_classes", False):
+        return model_fn(x, classes=classes)
+    return tf.gather(model_fn(x), classes, batch_dims=1)
+
+
+def top_rivals(logits: tf.Tensor, labels: tf.Tensor, count: int) -> tf.Tensor:
+    """[B, 1 + count]: each image's label (or target) first, then its ``count`` highest-scoring
+    other classes: all an attack's margin needs while the ranking holds."""
+    num_classes = logits.shape[-1]
+    others = tf.math.top_k(logits - 1e9 * tf.one_hot(labels, num_classes, dtype=logits.dtype),
+                           k=count).indices
+    return tf.concat([labels[:, None], tf.cast(others, labels.dtype)], axis=1)
 
 
 def mean_logits(model_fn: ModelFn, x: tf.Tensor, draws: int) -> tf.Tensor:
@@ -133,18 +164,38 @@ def confirm(model_fn: ModelFn, candidates, claimed: np.ndarray, labels, targeted
             draws: int, queries: np.ndarray) -> np.ndarray:
     """Of the candidates the attack's own decision ``claimed`` adversarial, those that at least
     ``CONFIRM_FRACTION`` of ``draws`` fresh draws also find adversarial (``draws`` = 0: all).
-    Counts the queries it spends in ``queries`` (in place)."""
+    Counts the queries it spends in ``queries`` (in place).
+
+    The draws come in rounds, and a candidate leaves as soon as its outcome is settled: once
+    more draws have missed than the fraction allows, the rest cannot save it, and once enough
+    have hit, the rest cannot sink it (curtailed sampling: the same verdict as drawing all of
+    them). Near the boundary, where attacks make most of their claims, most candidates fail
+    within the first few draws."""
     if draws < 1 or not claimed.any():
         return claimed
+    needed = math.ceil(CONFIRM_FRACTION * draws - 1e-9)  # hits that make a confirmation
     index = np.flatnonzero(claimed)
-    classes = judge(model_fn, tf.gather(tf.convert_to_tensor(candidates, tf.float32), index),
-                    draws).draws  # [draws, n]
+    candidates = tf.gather(tf.convert_to_tensor(candidates, tf.float32), index)
     wanted = np.asarray(labels)[index]
-    fooled = (classes == wanted) if targeted else (classes != wanted)
-    hit = fooled.mean(axis=0) >= CONFIRM_FRACTION
-    queries[index] += draws
+    hits = np.zeros(len(index), np.int64)
+    misses = np.zeros(len(index), np.int64)
+    open_ = np.ones(len(index), bool)
+    while open_.any():
+        # the fewest draws after which some open candidate may be settled
+        drawn = hits + misses
+        to_fail = draws - needed + 1 - misses
+        to_pass = needed - hits
+        rounds = int(max(1, min(to_fail[open_].min(), to_pass[open_].min(),
+                                (draws - drawn)[open_].min())))
+        which = np.flatnonzero(open_)
+        classes = judge(verdict_fn(model_fn), tf.gather(candidates, which), rounds).draws
+        fooled = (classes == wanted[which]) if targeted else (classes != wanted[which])
+        hits[which] += fooled.sum(axis=0)
+        misses[which] += rounds - fooled.sum(axis=0)
+        queries[index[which]] += rounds
+        open_ = (hits < needed) & (misses <= draws - needed)
     accepted = np.zeros_like(claimed)
-    accepted[index[hit]] = True
+    accepted[index[hits >= needed]] = True
     return accepted
 
 

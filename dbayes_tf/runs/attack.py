@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import attacks, metrics, reporting
-from ..attack_settings import DEFAULT_BATCH_SIZE
+from ..attack_settings import DEFAULT_BATCH_SIZE, settings_type
 from ..attacks import AttackSettings
 from ..data import Split
 from ..inference import predictive_entropy
@@ -93,6 +93,7 @@ def read_attack_config(run_dir) -> dict[str, Any]:
     config = store.read_config(run_dir, "attack")
     config["model_dir"] = str(store.located(config["model_dir"], run_dir))
     if "kind" in config:
+        config["settings"] = settings_type(config["attack"]).completed(config["settings"])
         return config
     legacy = config.get("settings", {})
     return {**config, "attack": legacy.get("attack"), "targeted": legacy.get("targeted"),
@@ -107,10 +108,7 @@ def read_attack_config(run_dir) -> dict[str, Any]:
 
 def victim_of(config: dict[str, Any], model, seed) -> Victim:
     """The victim an attack run attacked, with the draw counts it stored."""
-    v = config["victim"]
-    return Victim(model, k=v.get("k"), verdict_draws=v.get("verdict_draws"),
-                  decision_draws=v.get("decision_draws"), confirm_draws=v.get("confirm_draws"),
-                  max_batch=v.get("max_batch") or DEFAULT_MAX_BATCH, seed=seed)
+    return Victim.from_stored(model, config["victim"], seed=seed)
 
 
 def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: AttackSettings,
@@ -130,6 +128,7 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
         if "kind" not in saved:
             raise RunError(f"{out_dir} was written by an earlier version of dbayes whose "
                            "settings cannot be compared; start again with --overwrite")
+        saved["settings"] = type(settings).completed(saved.get("settings", {}))
         store.check_resumable(out_dir, saved, asked, RUN_IDENTITY)
         done = store.read_attempts(out_dir, attempts_plan)
         finished = _finished_summary(out_dir, attempts_plan, settings, done)

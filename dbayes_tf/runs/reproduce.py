@@ -34,12 +34,11 @@ from typing import Any
 
 from .. import reporting
 from ..attack_settings import DEFAULT_BATCH_SIZE, parse_eps, settings_type
-from ..victim import DEFAULT_MAX_BATCH
+from ..victim import OPTIONS as VICTIM_OPTIONS
 from . import store
 from .store import RunError
 
 SCALES = ("smoke", "reduced", "paper")
-VICTIM_OPTIONS = ("k", "verdict_draws", "decision_draws", "confirm_draws", "max_batch")
 DETECTION_OPTIONS = ("fpr", "threshold", "per_class", "k", "n_fit", "n_clean", "fit_split")
 STEPS_FILE = "steps.json"
 
@@ -436,11 +435,7 @@ class Reproduction:
         from ..victim import Victim
 
         options = step.spec.get("victim") or {}
-        return Victim(self._load(step.spec["model"]), k=options.get("k"),
-                      verdict_draws=options.get("verdict_draws"),
-                      decision_draws=options.get("decision_draws"),
-                      confirm_draws=options.get("confirm_draws"),
-                      max_batch=options.get("max_batch", DEFAULT_MAX_BATCH), seed=self.plan.seed)
+        return Victim(self._load(step.spec["model"]), **options, seed=self.plan.seed)
 
     def _run_attack(self, step: Step) -> None:
         from .attack import AttackPlan, run_attack

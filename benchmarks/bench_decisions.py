@@ -1,0 +1,223 @@
+"""What a decision on a generative classifier costs: a gc input-gradient step and a CW
+attempt-iteration against a dense-matmul reference, in one run (issue #16).
+
+Not a test: it measures, and writes its section of ``results/benchmarks/README.md``.
+
+    python benchmarks/bench_decisions.py [--repeats 5] [--batch 20] [--iterations 20] \\
+        [--model-dir results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25]
+    python benchmarks/bench_decisions.py --paired FULL_RUN CHEAP_RUN [CHEAP_RUN ...]
+
+``--paired`` compares attack runs made on the same attempts (image, target): success and median
+L2 with their 95% intervals, and the recorded seconds per attempt; it trains and times nothing.
+
+The machine is shared and noisy, so every figure is timed interleaved with the others and with
+the reference (round after round), and reported as min and median over the rounds; the ratios
+(speed-ups, fraction of the matmul reference) are what carry over between runs.
+
+- Reference: a 2048 x 2048 float32 matmul, in GFLOP/s.
+- gc gradient step: the input gradient of the cross-entropy of the K = 10 logits for a batch,
+  float32 and bfloat16; its FLOPs as TensorFlow's profiler counts them on the frozen graph.
+- CW iteration: ``carlini_wagner_l2`` for a fixed number of Adam steps (abort-early and the
+  confirmation off, so that every variant does the same work), per step and image: the
+  attack as the committed tables ran it (K = 10 everywhere, every step tested on 3 draws)
+  against the attacker's K', class subsets (``rivals``, checked every ``check_every`` steps on
+  every class at K = 10) and bfloat16.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dbayes_tf import attacks, data, reporting  # noqa: E402
+from dbayes_tf import distributions as dist  # noqa: E402
+from dbayes_tf.runs.train import load_model  # noqa: E402
+from dbayes_tf.victim import Victim  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_section  # noqa: E402
+
+DEFAULT_MODEL_DIR = "results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25"
+MATMUL_SIZE = 2048
+# (label, attack_k, rivals, check_every, precision); the first is the cost of today's tables
+CW_VARIANTS = (
+    ("as the committed tables (K = 10, all classes, every step)", None, 0, 1, "float32"),
+    ("K' = 1", 1, 0, 10, "float32"),
+    ("K' = 1, 2 rivals", 1, 2, 10, "float32"),
+    ("K' = 1, 2 rivals, bfloat16", 1, 2, 10, "bfloat16"),
+    ("K' = 2, 2 rivals, bfloat16", 2, 2, 10, "bfloat16"),
+)
+
+
+def graph_flops(fn, *specs) -> float:
+    """FLOPs of one call of the tf.function ``fn`` as TensorFlow's profiler counts them."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return float(tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+                 .total_float_ops)
+
+
+def paired_section(run_dirs: list[str]) -> str:
+    """Success and median L2 of attack runs on their common attempts, the first as reference."""
+    import pandas as pd
+
+    from dbayes_tf.runs import store
+    from dbayes_tf.stats import format_median, format_rate
+
+    runs = {d: store.read_attempts(d) for d in run_dirs}
+    common = set.intersection(*(set(zip(a["image_id"], a["target"], strict=True))
+                                for a in runs.values()))
+    rows = []
+    base_seconds = None
+    for run_dir, attempts in runs.items():
+        key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
+        kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
+        config = store.read_config(run_dir)
+        victim, settings = config["victim"], config["settings"]
+        seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
+        base_seconds = base_seconds or seconds
+        wins = kept[kept["success"]]
+        rows.append(
+            f"| `{Path(run_dir).name}` | K' = {victim.get('attack_k', victim['k'])}, "
+            f"{victim.get('precision', 'float32')}, rivals {settings.get('rivals', 0)}, "
+            f"check every {settings.get('check_every', 1)} | "
+            f"{format_rate(int(kept['success'].sum()), len(kept))} (n={len(kept)}) | "
+            f"{format_median(wins['l2']) if len(wins) else 'n/a'} | {seconds:.1f} | "
+            f"{base_seconds / seconds:.1f}x |")
+    return ("<!-- bench_decisions_paired:begin -->\n"
+            "## Cheaper CW on GC-10: strength on the same attempts (issue #16)\n\n"
+            "Made by: `python benchmarks/bench_decisions.py --paired "
+            f"{' '.join(run_dirs)}`. Each run attacked the same attempts (image, target) with "
+            "`dbayes attack ... --attack cw_l2 --targeted all` at the `fast` preset (its "
+            "command, seed and machine are in its config.json); verdict by R = 10 fresh "
+            "draws at the model's K = 10 in float32 for all. Success over attempts on correctly "
+            "classified images, 95% Wilson interval; median L2 of the successes, 95% bootstrap "
+            "interval; seconds per attempt as each run recorded them (runs made at different "
+            "times on the shared machine: the same-run ratios are in the section above).\n\n"
+            "| run | attacker's calls | success | median L2 | s / attempt | cheaper |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+            "<!-- bench_decisions_paired:end -->\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--batch", type=int, default=20, help="images per call / attack batch")
+    parser.add_argument("--iterations", type=int, default=20, help="CW steps timed per round")
+    parser.add_argument("--out", default="results/benchmarks/README.md")
+    parser.add_argument("--paired", nargs="+", default=None, metavar="RUN",
+                        help="compare attack runs on their common attempts (first: reference)")
+    args = parser.parse_args(argv)
+    if args.paired:
+        section = paired_section(args.paired)
+        write_section(Path(args.out), section, "bench_decisions_paired")
+        print(section)
+        return 0
+
+    mnist = data.load_dataset("mnist", allow_download=False)
+    model = load_model(args.model_dir)
+    x = tf.constant(mnist.test.images[:args.batch])
+    labels = tf.constant(mnist.test.labels[:args.batch].astype(np.int32))
+    targets = (labels + 1) % model.num_classes
+
+    a = tf.random.normal([MATMUL_SIZE, MATMUL_SIZE])
+    matmul = tf.function(lambda: tf.linalg.matmul(a, a))
+    matmul_flops = 2.0 * MATMUL_SIZE ** 3
+
+    def gradient_step(precision):
+        @tf.function
+        def step(images, seed):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                logits = model.logits(images, k=10, seed=seed, precision=precision)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=labels, logits=logits))
+            return tape.gradient(loss, images)
+        return step
+
+    gradient = {p: gradient_step(p) for p in ("float32", "bfloat16")}
+    step_flops = graph_flops(gradient["float32"], tf.TensorSpec(x.shape, tf.float32),
+                             tf.TensorSpec([2], tf.int32))
+
+    def cw_round(attack_k, rivals, check_every, precision):
+        victim = Victim(model, attack_k=attack_k, precision=precision, seed=0)
+        return lambda: attacks.carlini_wagner_l2(
+            victim, x, targets, targeted=True, max_iterations=args.iterations,
+            abort_early=False, rivals=rivals, check_every=check_every,
+            decision_draws=victim.decision_draws, confirm_draws=0)
+
+    jobs = {"matmul": lambda: matmul().numpy(),
+            "gradient float32": lambda: gradient["float32"](x, dist.as_seed(1)).numpy(),
+            "gradient bfloat16": lambda: gradient["bfloat16"](x, dist.as_seed(1)).numpy()}
+    for label, *variant in CW_VARIANTS:
+        jobs[label] = cw_round(*variant)
+    for job in jobs.values():  # trace and warm up
+        job()
+    times = {name: [] for name in jobs}
+    for _ in range(args.repeats):
+        for name, job in jobs.items():
+            started = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - started)
+
+    def stats(name, per=1.0):
+        return min(times[name]) / per, statistics.median(times[name]) / per
+
+    ref_min, ref_median = stats("matmul")
+    ref_gflops = matmul_flops / ref_median / 1e9
+    rows = [f"| dense matmul {MATMUL_SIZE}^3 (reference) | {ref_min * 1e3:.1f} | "
+            f"{ref_median * 1e3:.1f} | {ref_gflops:.0f} GFLOP/s | 1 |"]
+    fp32_median = stats("gradient float32")[1]
+    for precision in ("float32", "bfloat16"):
+        low, median = stats(f"gradient {precision}")
+        rows.append(f"| gc input-gradient step, K = 10, batch {args.batch}, {precision} | "
+                    f"{low * 1e3:.0f} | {median * 1e3:.0f} | "
+                    f"{step_flops / median / 1e9:.0f} GFLOP/s = "
+                    f"{step_flops / median / 1e9 / ref_gflops:.0%} of the reference | "
+                    f"{fp32_median / median:.2f}x |")
+    per = args.iterations * args.batch
+    base = stats(CW_VARIANTS[0][0], per)[1]
+    for label, *_ in CW_VARIANTS:
+        low, median = stats(label, per)
+        rows.append(f"| CW step, {label} | {low * 1e3:.1f} | {median * 1e3:.1f} | "
+                    f"per step and image | {base / median:.1f}x |")
+
+    env = reporting.environment()
+    table = ("| what | min (ms) | median (ms) | rate | speed-up |\n|---|---|---|---|---|\n"
+             + "\n".join(rows))
+    section = (
+        "<!-- bench_decisions:begin -->\n"
+        "## What a decision on the gc VAE-CNN costs (issue #16)\n\n"
+        f"Made by: `python benchmarks/bench_decisions.py --model-dir {args.model_dir} "
+        f"--repeats {args.repeats} --batch {args.batch} --iterations {args.iterations}`: "
+        f"{args.repeats} interleaved rounds after a warm-up, the first {args.batch} MNIST test "
+        "images (targets: label + 1). The gradient step's "
+        f"{step_flops / 1e9:.1f} GFLOP are TensorFlow's profiler's count; speed-ups are of "
+        "medians, against the first row of their group. The CW rows time "
+        f"{args.iterations} Adam steps (abort-early and confirmation off) and include the "
+        "checks on every class at K = 10 every `check_every` = 10 steps.\n\n"
+        f"{table}\n\n"
+        f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; TensorFlow "
+        f"{env['tensorflow']}, Keras {env['keras']}.\n"
+        "<!-- bench_decisions:end -->\n")
+    write_section(Path(args.out), section, "bench_decisions")
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
