@@ -238,6 +238,9 @@ class DeepFoolSettings(AttackSettings):
     candidates: int = setting(10, "candidate classes, the label included")
     overshoot: float = setting(0.02, "push this fraction past the boundary")
     iterations: int = setting(50, "at most this many linearisation steps")
+    pairwise: bool = setting(False, "each candidate's copy scores that class and the label "
+                                    "only (a latent model computes 2 of C classes per copy)",
+                             legacy=False)
 
     def validate(self) -> None:
         if not self.p > 1:  # also refuses nan
@@ -251,7 +254,8 @@ class DeepFoolSettings(AttackSettings):
 
         return deepfool(victim, x, aim, p=self.p, candidates=self.candidates,
                         overshoot=self.overshoot, max_iterations=self.iterations,
-                        confirm_draws=victim.confirm_draws, box=victim.box)
+                        pairwise=self.pairwise, confirm_draws=victim.confirm_draws,
+                        box=victim.box)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +273,8 @@ class TruncatedDeepFoolSettings(DeepFoolSettings):
 
         return truncated_deepfool(
             victim, x, aim, p=self.p, candidates=self.candidates, overshoot=self.overshoot,
-            max_iterations=self.iterations, bisection_steps=self.bisection_steps,
+            max_iterations=self.iterations, pairwise=self.pairwise,
+            bisection_steps=self.bisection_steps,
             decision_draws=victim.decision_draws, confirm_draws=victim.confirm_draws,
             box=victim.box)
 

@@ -56,6 +56,18 @@ def test_deepfool_linf_step_on_an_affine_model_matches_the_l1_dual_formula(rng):
     np.testing.assert_allclose(linf, expected, rtol=1e-3, atol=2e-4)
 
 
+def test_pairwise_deepfool_is_deepfool_on_a_deterministic_model(rng, small_mlp,
+                                                                 correct_slice):
+    x, y = correct_slice
+    x, y = x[:12], y[:12]
+    victim = Victim(small_mlp)  # scores class pairs through the model's class subsets
+    full = attacks.deepfool(victim, x, y)
+    pairs = attacks.deepfool(victim, x, y, pairwise=True)
+    np.testing.assert_array_equal(pairs.found, full.found)
+    np.testing.assert_array_equal(pairs.steps, full.steps)
+    np.testing.assert_allclose(pairs.x_adv, full.x_adv, atol=1e-5)
+
+
 def test_truncated_deepfool_is_never_larger_and_still_adversarial(rng):
     model_fn, weights, bias = _affine(rng)
     x = (0.5 + 0.01 * rng.normal(size=(8, 12, 1, 1))).astype(np.float32)

@@ -7,7 +7,15 @@ import numpy as np
 import tensorflow as tf
 
 from ..attack_settings import DeepFoolSettings
-from .utils import AttackOutput, ModelFn, as_images, as_labels, clip_to_box, confirm
+from .utils import (
+    AttackOutput,
+    ModelFn,
+    as_images,
+    as_labels,
+    class_scores,
+    clip_to_box,
+    confirm,
+)
 
 
 def dual_exponent(p: float) -> float:
@@ -20,7 +28,8 @@ def dual_exponent(p: float) -> float:
 def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
              candidates: int = DeepFoolSettings.candidates,
              overshoot: float = DeepFoolSettings.overshoot,
-             max_iterations: int = DeepFoolSettings.iterations, confirm_draws: int = 0,
+             max_iterations: int = DeepFoolSettings.iterations,
+             pairwise: bool = DeepFoolSettings.pairwise, confirm_draws: int = 0,
              box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """Push each image just past the nearest linearised decision boundary, step by step, until
     the predicted class is no longer ``labels``.
@@ -38,6 +47,11 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
     ``confirm_draws`` > 0 an image stops only once most of that many fresh draws are fooled
     too (``utils.confirm``); until then it is pushed further, instead of resting on a boundary
     that the next draws put elsewhere.
+
+    ``pairwise``: each copy scores only its candidate class and the label (``utils.
+    class_scores``; a latent-variable model computes 2 of its C classes per copy), and an
+    image is still classed y while y beats every candidate in that candidate's own copy. On a
+    deterministic model with every class a candidate this is the same test and the same step.
 
     References:
         Moosavi-Dezfooli, Fawzi, Frossard. DeepFool: a simple and accurate method to fool deep
@@ -60,20 +74,30 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
     n = candidates - 1
     others_t = tf.transpose(others)  # [n, B]
 
+    # copy k of image b scores (label, candidate k): [n * B, 2], copy-major like the images
+    pairs = tf.reshape(tf.stack([tf.tile(labels[None], [n, 1]), others_t], axis=-1), [-1, 2])
+
     @tf.function(reduce_retracing=True)
     def linearise(x_now):
         tiled = tf.tile(x_now[None], [n, 1, 1, 1, 1])
         flat = tf.reshape(tiled, (-1,) + tuple(x_now.shape[1:]))
         with tf.GradientTape() as tape:
             tape.watch(flat)
-            logits = tf.reshape(model_fn(flat), [n, batch, num_classes])
-            z_k = tf.gather(logits, others_t, axis=2, batch_dims=2)
-            z_y = tf.gather(logits, tf.tile(labels[None], [n, 1]), axis=2, batch_dims=2)
+            if pairwise:
+                scores = tf.reshape(class_scores(model_fn, flat, pairs), [n, batch, 2])
+                z_y, z_k = scores[..., 0], scores[..., 1]
+            else:
+                logits = tf.reshape(model_fn(flat), [n, batch, num_classes])
+                z_k = tf.gather(logits, others_t, axis=2, batch_dims=2)
+                z_y = tf.gather(logits, tf.tile(labels[None], [n, 1]), axis=2, batch_dims=2)
             f = z_k - z_y  # [n, B], each copy consistent with its own draw
             total = tf.reduce_sum(f)  # copies are independent: d total / d copy k = w_k
         w = tf.reshape(tape.gradient(total, flat), tf.shape(tiled))
-        still_y = tf.argmax(tf.reduce_mean(logits, axis=0), axis=-1, output_type=tf.int32) \
-            == labels
+        if pairwise:
+            still_y = tf.reduce_all(f < 0, axis=0)
+        else:
+            still_y = tf.argmax(tf.reduce_mean(logits, axis=0), axis=-1,
+                                output_type=tf.int32) == labels
         return f, w, still_y
 
     @tf.function(reduce_retracing=True)

@@ -20,6 +20,7 @@ def truncated_deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSetti
                        overshoot: float = DeepFoolSettings.overshoot,
                        max_iterations: int = DeepFoolSettings.iterations,
                        bisection_steps: int = TruncatedDeepFoolSettings.bisection_steps,
+                       pairwise: bool = DeepFoolSettings.pairwise,
                        decision_draws: int = 1,
                        confirm_draws: int = 0,
                        box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
@@ -31,7 +32,8 @@ def truncated_deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSetti
     x = as_images(x)
     labels = as_labels(labels, int(x.shape[0]))
     first = deepfool(model_fn, x, labels, p=p, candidates=candidates, overshoot=overshoot,
-                     max_iterations=max_iterations, confirm_draws=confirm_draws, box=box)
+                     max_iterations=max_iterations, pairwise=pairwise,
+                     confirm_draws=confirm_draws, box=box)
     eta = first.x_adv - x.numpy()
     low = np.zeros(len(eta))
     high = np.ones(len(eta))  # scale 1 (DeepFool's own point) is adversarial where found
