@@ -357,6 +357,9 @@ def _victim_option_help() -> dict[str, str]:
                          "stochastic models, 0 = off otherwise).",
         "max_query_batch": f"Largest batch sent to the model in one call (memory bound; "
                            f"default {victim.DEFAULT_MAX_BATCH}).",
+        "verdict_cap": "With a cap above R: a verdict still undecided after R draws (the 95% "
+                       "interval of its fooled fraction holds 1/2) gets R more, round after "
+                       "round, up to this many (default: R for every verdict).",
         "attack_k": "K' importance samples per class in the attack's own steps; verdicts, "
                     "confirmations and cw_l2's checks keep the model's K (default K).",
         "precision": "Arithmetic of the attack's own calls (a latent model's decoder, a "
@@ -393,6 +396,8 @@ _VICTIM_HELP = _victim_option_help()
                    "(the default); the options below override them.")
 @_attack_setting_options
 @click.option("--draws", type=click.IntRange(min=1), default=None, help=_VICTIM_HELP["draws"])
+@click.option("--verdict-cap", type=click.IntRange(min=1), default=None,
+              help=_VICTIM_HELP["verdict_cap"])
 @click.option("--decision-draws", type=click.IntRange(min=1), default=None,
               help=_VICTIM_HELP["decision_draws"])
 @click.option("--confirm-draws", type=click.IntRange(min=0), default=None,
@@ -464,6 +469,7 @@ def attack(model_dir, **o):
     target = victim.Victim(model, k=o["k"], verdict_draws=o["draws"],
                            decision_draws=o["decision_draws"], confirm_draws=o["confirm_draws"],
                            attack_k=o["attack_k"], precision=o["precision"],
+                           verdict_cap=o["verdict_cap"],
                            max_batch=o["max_query_batch"] or victim.DEFAULT_MAX_BATCH,
                            seed=o["seed"])
     for note in target.notes:

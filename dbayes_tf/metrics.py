@@ -9,6 +9,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .inference import predictive_entropy
+from .runs.store import undecided_among
 from .stats import bootstrap_median_interval, wilson_interval
 
 
@@ -18,8 +19,9 @@ class Judgement:
 
     single: np.ndarray  # [B] class from the first draw alone
     majority: np.ndarray  # [B] most frequent class over the R draws (ties: higher mean prob.)
-    draws: np.ndarray  # [R, B] class of every draw
+    draws: np.ndarray  # [R, B] class of every draw (-1: not drawn: Victim.judge_until_decided)
     entropy: np.ndarray  # [B] predictive entropy of the mean probabilities
+    mean_probs: np.ndarray  # [B, C] mean class probabilities over the draws
 
 
 def judge(model_fn, x, draws: int) -> Judgement:
@@ -39,8 +41,7 @@ def judge(model_fn, x, draws: int) -> Judgement:
     tie_break = 0.5 * mean_probs.numpy()
     entropy = predictive_entropy(tf.math.log(mean_probs + 1e-30)).numpy()
     return Judgement(single=classes[0], majority=(votes + tie_break).argmax(axis=-1),
-                     draws=classes,
-                     entropy=entropy)
+                     draws=classes, entropy=entropy, mean_probs=mean_probs.numpy())
 
 
 def distortions(x, x_adv) -> dict[str, np.ndarray]:
@@ -59,18 +60,23 @@ def success_flags(judgement: Judgement, labels: np.ndarray, targets: np.ndarray 
     def hit(classes):
         return classes == targets if targets is not None else classes != labels
 
+    drawn = judgement.draws >= 0  # a sequential verdict draws more for some images than others
+    fooled = (hit(judgement.draws) & drawn).sum(axis=0) / drawn.sum(axis=0)
     return {"success": hit(judgement.majority), "success_single": hit(judgement.single),
-            "fooled_rate": hit(judgement.draws).mean(axis=0)}
+            "fooled_rate": fooled}
 
 
-def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
+def summarize_attempts(attempts: pd.DataFrame, victim: dict | None = None
+                       ) -> dict[str, float]:
     """One summary row from the per-attempt table ``dbayes attack`` writes.
 
     clean_accuracy and error_adv (error w.r.t. the original classes, majority vote) are over
     all attempts; success rates and queries over attempts whose clean image was classified
     correctly; distortions and robustness rho (mean ||eta|| / ||x||) only over the successful
     ones among those. accuracy_adv (to the target) only for targeted attacks. The success rate
-    carries its 95% Wilson interval, the median L2 its 95% bootstrap interval.
+    carries its 95% Wilson interval, the median L2 its 95% bootstrap interval. Given the
+    run's stored ``victim`` settings, ``undecided`` counts the valid attempts whose verdict is
+    a coin toss (``stats.undecided``; always 0 for a deterministic model).
     """
     valid = attempts[attempts["clean_correct"]]
     won = valid[valid["success"]]
@@ -101,6 +107,7 @@ def summarize_attempts(attempts: pd.DataFrame) -> dict[str, float]:
         "entropy_adv": mean(valid["entropy_adv"]),
         "seconds_per_attempt": mean(attempts["seconds"]),
         "queries_mean": mean(valid["queries"]),
+        "undecided": undecided_among(valid, victim),
     }
     return row
 

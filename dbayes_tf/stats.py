@@ -139,6 +139,22 @@ def bootstrap_median_interval(values: ArrayLike, confidence: float = 0.95,
     return (float(lower), float(upper))
 
 
+# A verdict is decided when the 95% interval of its fooled fraction leaves out one half.
+VERDICT_CONFIDENCE = 0.95
+
+
+def undecided(fooled_rate, draws) -> np.ndarray:
+    """Per verdict: does the 95% Wilson interval of the fraction of fooled draws still hold
+    1/2? Then the majority is a coin toss that more draws could turn."""
+    fooled_rate = np.atleast_1d(np.asarray(fooled_rate, np.float64))
+    draws = np.broadcast_to(np.asarray(draws, np.int64), fooled_rate.shape)
+    out = np.zeros(fooled_rate.shape, bool)
+    for i, (rate, n) in enumerate(zip(fooled_rate, draws, strict=True)):
+        low, high = wilson_interval(int(round(rate * n)), int(n), VERDICT_CONFIDENCE)
+        out[i] = low <= 0.5 <= high
+    return out
+
+
 def format_rate(successes: int, trials: int) -> str:
     """``"45.0% [38.2, 51.9]"``: the rate and its 95% Wilson interval, all in percent."""
     if trials == 0:

@@ -13,7 +13,9 @@ of decision takes is decided here and nowhere else:
   verdict unchanged (default K' = K);
 - R, the verdict draws: fresh draws whose majority judges every final image;
 - decision draws: draws behind an attack's own "have I succeeded?" tests;
-- confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim.
+- confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim;
+- the verdict cap: with a cap above R, a verdict whose fooled fraction is still a coin toss
+  after R draws (metrics.undecided) gets R more, round after round, up to the cap.
 
 The attacker's calls may also run the model's heavy layers in bfloat16 (``precision``); the
 verdict and the confirmation are the model's own, in float32.
@@ -40,8 +42,8 @@ STOCHASTIC_DECISION_DRAWS = 3
 DEFAULT_MAX_BATCH = 2000
 BOX = (0.0, 1.0)
 # What a victim is made of: the keyword arguments of Victim, the keys of a plan's ``victim:``
-OPTIONS = ("k", "attack_k", "precision", "verdict_draws", "decision_draws", "confirm_draws",
-           "max_batch")
+OPTIONS = ("k", "attack_k", "precision", "verdict_draws", "verdict_cap", "decision_draws",
+           "confirm_draws", "max_batch")
 # The arithmetic of the attacker's calls. float32 until benchmarks/bench_decisions.py shows
 # bfloat16's attacks to be as strong on paired images (results/benchmarks/decisions.md).
 DEFAULT_PRECISION = "float32"
@@ -70,15 +72,18 @@ class Draws:
     confirm_draws: int
     stochastic: bool
     attack_k: int | None = None  # None: K (runs stored before K' existed read the same)
+    verdict_cap: int | None = None  # None: R draws for every verdict, as before
 
     @classmethod
     def resolve(cls, model, *, k: int | None = None, verdict_draws: int | None = None,
                 decision_draws: int | None = None, confirm_draws: int | None = None,
-                attack_k: int | None = None) -> tuple[Draws, list[str]]:
+                attack_k: int | None = None, verdict_cap: int | None = None
+                ) -> tuple[Draws, list[str]]:
         """The draw counts for ``model`` from what was asked (None: the default), and a note
         for every asked value that a deterministic model makes meaningless."""
         for name, value in (("k", k), ("verdict_draws", verdict_draws),
-                            ("decision_draws", decision_draws), ("attack_k", attack_k)):
+                            ("decision_draws", decision_draws), ("attack_k", attack_k),
+                            ("verdict_cap", verdict_cap)):
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1; got {value}")
         if confirm_draws is not None and confirm_draws < 0:
@@ -92,12 +97,15 @@ class Draws:
                            decision_draws=int(decision_draws or STOCHASTIC_DECISION_DRAWS),
                            confirm_draws=verdict if confirm_draws is None else int(confirm_draws),
                            stochastic=True,
-                           attack_k=None if attack_k in (None, model_k) else int(attack_k))
+                           attack_k=None if attack_k in (None, model_k) else int(attack_k),
+                           verdict_cap=None if verdict_cap is None or verdict_cap <= verdict
+                           else int(verdict_cap))
         else:
             # R equal answers would cost R times as much and say nothing more
             ignored = [f"{name} {value}" for name, value in
                        (("K", k), ("R", verdict_draws), ("decision draws", decision_draws),
-                        ("confirmation draws", confirm_draws), ("attack K", attack_k))
+                        ("confirmation draws", confirm_draws), ("attack K", attack_k),
+                        ("verdict cap", verdict_cap))
                        if value not in (None, 1, 0)]
             if ignored:
                 notes.append(f"{model.config.model} is deterministic: {', '.join(ignored)} "
@@ -114,8 +122,9 @@ class Draws:
     def to_dict(self) -> dict[str, Any]:
         # a field at its "as before" value is left out, so a stored run's config stays the same
         values = dataclasses.asdict(self)
-        if values["attack_k"] is None:
-            del values["attack_k"]
+        for added in ("attack_k", "verdict_cap"):
+            if values[added] is None:
+                del values[added]
         return values
 
 
@@ -134,7 +143,7 @@ class Victim:
     def __init__(self, model, *, k: int | None = None, verdict_draws: int | None = None,
                  decision_draws: int | None = None, confirm_draws: int | None = None,
                  attack_k: int | None = None, precision: str | None = None,
-                 max_batch: int = DEFAULT_MAX_BATCH, seed=0,
+                 verdict_cap: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, seed=0,
                  box: tuple[float, float] = BOX):
         import tensorflow as tf
 
@@ -151,7 +160,7 @@ class Victim:
         self.precision = precision
         self.draws, self.notes = Draws.resolve(
             model, k=k, verdict_draws=verdict_draws, decision_draws=decision_draws,
-            confirm_draws=confirm_draws, attack_k=attack_k)
+            confirm_draws=confirm_draws, attack_k=attack_k, verdict_cap=verdict_cap)
         self.max_batch = int(max_batch)
         self.box = box
         self._base = tf.Variable(dist.as_seed(seed), trainable=False)
@@ -166,7 +175,7 @@ class Victim:
         return cls(model, k=settings.get("k"), verdict_draws=settings.get("verdict_draws"),
                    decision_draws=settings.get("decision_draws"),
                    confirm_draws=settings.get("confirm_draws"),
-                   attack_k=settings.get("attack_k"),
+                   attack_k=settings.get("attack_k"), verdict_cap=settings.get("verdict_cap"),
                    precision=settings.get("precision", "float32"),
                    max_batch=settings.get("max_batch") or DEFAULT_MAX_BATCH, seed=seed)
 
@@ -251,21 +260,64 @@ class Victim:
 
         return tf.nn.log_softmax(self(x), axis=-1).numpy()
 
-    def judge(self, x, batch_size: int | None = None):
-        """The verdict: classes of R fresh draws and their majority (metrics.judge), in batches
-        of ``batch_size`` images (default: as many as fit in one call of R copies)."""
+    def judge(self, x, batch_size: int | None = None, draws: int | None = None):
+        """The verdict: classes of R (or ``draws``) fresh draws and their majority
+        (metrics.judge), in batches of ``batch_size`` images (default: as many as fit in one
+        call of R copies)."""
         from .metrics import Judgement, judge
 
         x = np.asarray(x, np.float32)
-        step = batch_size or max(1, self.max_batch // self.verdict_draws)
+        draws = draws or self.verdict_draws
+        step = batch_size or max(1, self.max_batch // draws)
         if len(x) <= step:
-            return judge(self.verdict_logits, x, self.verdict_draws)
-        parts = [judge(self.verdict_logits, x[i:i + step], self.verdict_draws)
+            return judge(self.verdict_logits, x, draws)
+        parts = [judge(self.verdict_logits, x[i:i + step], draws)
                  for i in range(0, len(x), step)]
         return Judgement(single=np.concatenate([p.single for p in parts]),
                          majority=np.concatenate([p.majority for p in parts]),
                          draws=np.concatenate([p.draws for p in parts], axis=1),
-                         entropy=np.concatenate([p.entropy for p in parts]))
+                         entropy=np.concatenate([p.entropy for p in parts]),
+                         mean_probs=np.concatenate([p.mean_probs for p in parts]))
+
+    def judge_until_decided(self, x, aims, targeted: bool):
+        """The verdict on attack results: R draws, then, while the cap allows, R more for
+        every image whose fooled fraction (class == aim if ``targeted``, else != aim) is still
+        undecided (metrics.undecided). Returns the judgement (``draws`` [drawn, B], -1 where an
+        image took no more) and the draws each image took."""
+        from .inference import predictive_entropy
+        from .metrics import Judgement
+        from .stats import undecided
+
+        first = self.judge(x)
+        used = np.full(len(first.single), self.verdict_draws, np.int64)
+        cap = self.draws.verdict_cap
+        if not cap:
+            return first, used
+        aims = np.asarray(aims)
+        rows, prob_sum = [first.draws], first.mean_probs * self.verdict_draws
+        while True:
+            classes = np.concatenate(rows)
+            drawn = classes >= 0
+            hit = (classes == aims) if targeted else (classes != aims)
+            rate = (hit & drawn).sum(axis=0) / used
+            pending = undecided(rate, used) & (used < cap)
+            if not pending.any():
+                break
+            # every pending image has drawn alike (each was pending all along)
+            more_draws = int(min(self.verdict_draws, cap - used[pending][0]))
+            more = self.judge(np.asarray(x)[pending], draws=more_draws)
+            block = np.full((more_draws, len(used)), -1, classes.dtype)
+            block[:, pending] = more.draws
+            rows.append(block)
+            prob_sum[pending] += more.mean_probs * more_draws
+            used[pending] += more_draws
+        classes = np.concatenate(rows)
+        num_classes = prob_sum.shape[1]
+        votes = np.stack([(classes == c).sum(axis=0) for c in range(num_classes)], axis=-1)
+        mean_probs = prob_sum / used[:, None]
+        entropy = predictive_entropy(np.log(mean_probs + 1e-30).astype(np.float32)).numpy()
+        return Judgement(single=first.single, majority=(votes + 0.5 * mean_probs).argmax(-1),
+                         draws=classes, entropy=entropy, mean_probs=mean_probs), used
 
     def settings(self) -> dict[str, Any]:
         """Everything about the victim that decides a run's numbers (for config.json)."""

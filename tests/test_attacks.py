@@ -384,6 +384,38 @@ def test_confirmation_stops_drawing_once_the_outcome_is_settled(rng):
     np.testing.assert_array_equal(queries, [3, 3, 3, 0, 8, 8])
 
 
+class _Coins:
+    """A stochastic 'classifier' of known odds: an image whose pixels hold p is class 1 with
+    probability p, else class 0, independently on every draw."""
+
+    is_stochastic, default_k, num_classes = True, 1, 2
+
+    def logits(self, x, k=None, seed=None, *, classes=None, precision="float32"):
+        odds = x[:, 0, 0, 0]
+        ones = tf.cast(tf.random.stateless_uniform(tf.shape(odds), seed) < odds, tf.float32)
+        return tf.stack([1.0 - ones, ones], axis=1) * 10.0
+
+
+def test_verdicts_draw_more_only_while_the_majority_is_a_coin_toss():
+    from dbayes_tf.stats import undecided
+
+    assert list(undecided([0.0, 0.1, 0.2, 0.5, 0.8, 0.9, 1.0], 10)) == [
+        False, False, True, True, True, False, False]
+    assert not undecided(0.3, 100)[0]  # 30 of 100: decided
+    x = np.ones((3, 2, 2, 1), np.float32) * np.array([0.0, 1.0, 0.5])[:, None, None, None]
+    aims = np.array([1, 1, 1])  # targeted at class 1: fooled with the image's odds
+    victim = Victim(_Coins(), verdict_draws=10, verdict_cap=60, seed=1)
+    verdict, used = victim.judge_until_decided(x, aims, targeted=True)
+    assert list(used[:2]) == [10, 10] and 10 < used[2] <= 60
+    assert verdict.draws.shape == (used.max(), 3) and (verdict.draws[10:, :2] == -1).all()
+    flags = metrics.success_flags(verdict, np.zeros(3, int), aims)
+    assert list(flags["fooled_rate"][:2]) == [0.0, 1.0]
+    assert abs(flags["fooled_rate"][2] - 0.5) < 0.25
+    # without a cap every verdict takes R draws, as before
+    fixed, used = Victim(_Coins(), seed=1).judge_until_decided(x, aims, True)
+    assert list(used) == [10, 10, 10] and fixed.draws.shape == (10, 3)
+
+
 def test_zoo_abort_early_refines_found_adversarials_but_never_gives_up_on_a_noisy_model(rng):
     """On a stochastic model the loss of successive windows differs by noise long before the
     attack has converged, so "no longer falling" is a coin toss: stopping on it gave up on the

@@ -131,6 +131,8 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
         saved["settings"] = type(settings).completed(saved.get("settings", {}))
         store.check_resumable(out_dir, saved, asked, RUN_IDENTITY)
         done = store.read_attempts(out_dir, attempts_plan)
+        if len(done) and "verdict_draws" not in done:  # written before the column: R each
+            done["verdict_draws"] = asked["victim"]["verdict_draws"]
         finished = _finished_summary(out_dir, attempts_plan, settings, done)
         if finished is not None:
             # a finished run keeps the command and machine that made it
@@ -163,9 +165,9 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
         output = settings.run(victim, x, aim, targeted=targeted,
                               seed=plan.seed * 100_003 + batch_index)
         seconds = (time.perf_counter() - began) / len(batch)
-        verdict = victim.judge(output.x_adv)
+        verdict, verdict_draws = victim.judge_until_decided(output.x_adv, aim, targeted)
         rows += _attempt_rows(batch, x, output, clean, verdict, labels,
-                              aim if targeted else None, seconds)
+                              aim if targeted else None, seconds, verdict_draws)
         extra = {}
         if "path_logits" in output.extras:
             extra["path_logits"] = output.extras["path_logits"].astype(np.float32)
@@ -186,7 +188,8 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
     return summary
 
 
-def _attempt_rows(batch, x, output, clean, verdict, labels, targets, seconds) -> list[dict]:
+def _attempt_rows(batch, x, output, clean, verdict, labels, targets, seconds,
+                  verdict_draws) -> list[dict]:
     flags = metrics.success_flags(verdict, labels, targets)
     sizes = metrics.distortions(x, output.x_adv)
     # an unchanged image that a noisy model happens to misread is no adversarial example
@@ -210,6 +213,7 @@ def _attempt_rows(batch, x, output, clean, verdict, labels, targets, seconds) ->
             "steps": int(output.steps[i]), "queries": int(output.queries[i]),
             "seconds": seconds, "entropy_clean": float(clean.entropy[i]),
             "entropy_adv": float(verdict.entropy[i]),
+            "verdict_draws": int(verdict_draws[i]),
         })
     return rows
 
@@ -221,7 +225,7 @@ def _write_summary(out_dir: Path, rows: list[dict], asked: dict, planned: int
                "attack": asked["attack"], "targeted": asked["targeted"],
                "k": asked["victim"]["k"], "draws": asked["victim"]["verdict_draws"],
                "planned": planned}
-    summary.update(metrics.summarize_attempts(attempts))
+    summary.update(metrics.summarize_attempts(attempts, asked["victim"]))
     reporting.write_table(pd.DataFrame([summary]), out_dir, "summary",
                           _provenance(asked, len(attempts), planned))
     return summary

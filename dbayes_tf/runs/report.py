@@ -39,7 +39,8 @@ HEADERS = {"clean_accuracy": "accuracy (clean)", "error_adv": "error (adv)",
            "detection_rate": "detection rate", "fpr_clean_test": "false positives (clean test)",
            "distortion_l2": "distortion", "distance_clean": "distance (clean)",
            "distance_adv": "distance (adv)", "roc_auc": "ROC AUC",
-           "test_accuracy": "accuracy (test)", "validation_accuracy": "accuracy (validation)"}
+           "test_accuracy": "accuracy (test)", "validation_accuracy": "accuracy (validation)",
+           "undecided": "undecided verdicts"}
 
 
 def _rate(successes: int, trials: int) -> str:
@@ -106,6 +107,9 @@ class Cells:
             return _mean_sd(won["rel_l2"])
         if measure == "seconds_per_attempt":
             return f"{a['seconds'].mean():.2f}"
+        if measure == "undecided":  # verdicts whose fooled fraction is still a coin toss
+            victim = store.read_config(step_dir(self.out, Step("attack", name, {})))["victim"]
+            return f"{store.undecided_among(valid, victim)} of {len(valid)}"
         raise ValueError(f"unknown attack measure {measure!r}")
 
     def detection(self, detection: str, attack: str, measure: str) -> str:

@@ -492,6 +492,15 @@ def _work(settings: dict[str, Any]) -> float:
     return float(settings.get("binary_steps", 1)) * float(settings.get("iterations", 1))
 
 
+def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
+    """What besides K and the work changes an attempt's cost many times over: the attacker's
+    K', precision and class subsets (issue #16), at their "as before" values when unsaid."""
+    attack_k = victim.get("attack_k")
+    return (None if attack_k in (None, victim.get("k")) else int(attack_k),
+            victim.get("precision") or "float32", int(settings.get("rivals") or 0),
+            int(settings.get("check_every") or 1))
+
+
 # setting names of attack runs written before the settings types existed
 LEGACY_NAMES = {"max_iterations": "iterations", "binary_search_steps": "binary_steps",
                 "learning_rate": "lr"}
@@ -517,13 +526,15 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
             victim = config.get("victim") or {"k": config["settings"].get("k")}
             found.append({"model": Path(config["model_dir"]).name, "attack": attack,
                           "k": victim.get("k"), "work": _work(settings),
+                          "levers": _levers(victim, settings),
                           "seconds": float(row["seconds_per_attempt"])})
     return found
 
 
 def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | None:
-    """Seconds an attack step should take, from the closest recorded run (same model folder
-    and attack, K from the step's victim when it says one), scaled by the work per attempt."""
+    """Seconds an attack step should take, from the closest recorded run (same model folder,
+    attack and levers, K from the step's victim when it says one), scaled by the work per
+    attempt."""
     if step.kind not in ("attack", "sweep"):
         return None
     spec = step.spec
@@ -531,9 +542,11 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
     kind = settings_type(spec["attack"])
     settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
     attack = "fgsm" if step.kind == "sweep" else spec["attack"]
-    k = (spec.get("victim") or {}).get("k")
+    victim = spec.get("victim") or {}
+    k = victim.get("k")
+    levers = _levers(victim, dataclasses.asdict(settings))
     matches = [c for c in costs if c["model"] == model and c["attack"] == attack
-               and (k is None or c["k"] in (None, k))]
+               and (k is None or c["k"] in (None, k)) and c["levers"] == levers]
     if not matches:
         return None
     best = sorted(matches, key=lambda c: abs(math.log(c["work"] / max(_work(

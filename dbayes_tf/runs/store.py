@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import reporting
+from ..stats import undecided
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.weights.h5"
@@ -41,6 +42,9 @@ ATTEMPT_COLUMNS = {
     "success_single": "bool", "success": "bool", "fooled_rate": "float",
     "attack_found": "bool", "l2": "float", "linf": "float", "rel_l2": "float", "steps": "int",
     "queries": "int", "seconds": "float", "entropy_clean": "float", "entropy_adv": "float"}
+# Columns added after runs were committed: checked where present; a run without them means
+# what it always meant (verdict_draws: R for every verdict, the run's config says R).
+ADDED_ATTEMPT_COLUMNS = {"verdict_draws": "int"}
 
 
 NAMES = {"train": "a training run", "attack": "an attack run", "sweep": "an FGSM sweep",
@@ -192,7 +196,7 @@ def read_attempts(run_dir: str | os.PathLike, planned: pd.DataFrame | None = Non
     if missing:
         problems.append(f"missing columns {missing}")
     else:
-        for column, kind in ATTEMPT_COLUMNS.items():
+        for column, kind in _attempt_columns(frame).items():
             values = frame[column]
             if values.isna().any():
                 problems.append(f"empty cells in {column}")
@@ -217,13 +221,31 @@ def read_attempts(run_dir: str | os.PathLike, planned: pd.DataFrame | None = Non
     if problems:
         raise RunError(f"{path} is damaged ({'; '.join(problems)}); start the run again with "
                        "--overwrite")
-    for column, kind in ATTEMPT_COLUMNS.items():
+    for column, kind in _attempt_columns(frame).items():
         frame[column] = frame[column].astype(kind)
     return frame.sort_values("attempt").reset_index(drop=True)
 
 
+def undecided_among(attempts: pd.DataFrame, victim: dict | None) -> float:
+    """How many of ``attempts`` have an undecided verdict (``stats.undecided``); nan without
+    the run's stored victim settings, 0 for a deterministic model. A run without the
+    ``verdict_draws`` column drew R for every verdict."""
+    if victim is None:
+        return float("nan")
+    if not victim.get("stochastic", True) or not len(attempts):
+        return 0
+    draws = (attempts["verdict_draws"].to_numpy() if "verdict_draws" in attempts
+             else victim["verdict_draws"])
+    return int(undecided(attempts["fooled_rate"].to_numpy(), draws).sum())
+
+
+def _attempt_columns(frame: pd.DataFrame) -> dict[str, str]:
+    return ATTEMPT_COLUMNS | {c: k for c, k in ADDED_ATTEMPT_COLUMNS.items() if c in frame}
+
+
 def write_attempts(run_dir: str | os.PathLike, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(ATTEMPT_COLUMNS)).sort_values("attempt")
+    frame = pd.DataFrame(rows)
+    frame = frame[list(_attempt_columns(frame))].sort_values("attempt")
     with reporting.atomic_path(Path(run_dir) / ATTEMPTS_FILE) as tmp:
         frame.to_csv(tmp, index=False)
     return frame

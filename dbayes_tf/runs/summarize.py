@@ -83,7 +83,8 @@ def _summary_row(run_dir: Path, first_attempts: int | None) -> pd.DataFrame:
     done = attempts["attempt"].nunique()
     if done < first_attempts:
         raise RunError(f"{run_dir}: only {done} of the first {first_attempts} attempts are done")
-    for key, value in metrics.summarize_attempts(attempts).items():
+    victim = store.read_config(run_dir).get("victim")
+    for key, value in metrics.summarize_attempts(attempts, victim).items():
         saved[key] = value
     return saved
 
