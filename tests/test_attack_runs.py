@@ -205,3 +205,39 @@ def test_tables_name_the_k_a_run_used(trained_runs):
     model = load_model(trained_runs["gc"])
     assert model_label(model) == "gc-mlp, K=5"  # its default
     assert model_label(model, 1) == "gc-mlp, K=1"
+
+
+def test_cheap_cw_on_a_generative_classifier_stores_its_levers_and_old_runs_still_resume(
+        runner, trained_runs, tmp_path):
+    out = tmp_path / "cheap"
+    args = ("--attack", "cw_l2", "--targeted", "all", "--n-images", "1", "--iterations", "20",
+            "--rivals", "2", "--check-every", "5", "--attack-k", "1", "--precision", "bfloat16",
+            "--draws", "3", "--verdict-cap", "9", "--batch-size", "9")
+    result = _attack(runner, trained_runs["gc"], out, *args)
+    assert result.exit_code == 0, result.output
+    config = store.read_config(out)
+    assert config["victim"]["attack_k"] == 1 and config["victim"]["precision"] == "bfloat16"
+    assert config["victim"]["verdict_cap"] == 9 and config["settings"]["rivals"] == 2
+    attempts = pd.read_csv(out / "attempts.csv")
+    assert attempts["verdict_draws"].isin([3, 6, 9]).all()
+    summary = pd.read_csv(out / "summary.csv").iloc[0]
+    assert 0 <= summary["undecided"] <= summary["valid_attempts"]
+    again = _attack(runner, trained_runs["gc"], out, *args, "--resume")
+    assert again.exit_code == 0 and "already done" in again.output, again.output
+
+    # a run written before the levers existed: the same run asked today resumes it
+    plain = tmp_path / "plain"
+    old_args = ("--attack", "cw_l2", "--targeted", "all", "--n-images", "1", "--iterations",
+                "10", "--draws", "3", "--batch-size", "4")
+    assert _attack(runner, trained_runs["gc"], plain, *old_args).exit_code == 0
+    config = store.read_config(plain)
+    for added in ("rivals", "check_every"):
+        del config["settings"][added]
+    store.write_config(plain, "attack", config)
+    frame = pd.read_csv(plain / "attempts.csv")
+    frame[frame["attempt"] < 4].drop(columns="verdict_draws").to_csv(plain / "attempts.csv",
+                                                                     index=False)
+    resumed = _attack(runner, trained_runs["gc"], plain, *old_args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 of 9 attempts done" in resumed.output
+    assert (pd.read_csv(plain / "attempts.csv")["verdict_draws"] == 3).all()
