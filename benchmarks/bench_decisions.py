@@ -71,8 +71,9 @@ def graph_flops(fn, *specs) -> float:
                  .total_float_ops)
 
 
-def paired_section(run_dirs: list[str]) -> str:
-    """Success and median L2 of attack runs on their common attempts, the first as reference."""
+def paired_section(run_dirs: list[str]) -> tuple[str, str]:
+    """Success and median L2 of attack runs on their common attempts, the first as reference;
+    and the section's name (one per attack)."""
     import pandas as pd
 
     from dbayes_tf.runs import store
@@ -83,6 +84,7 @@ def paired_section(run_dirs: list[str]) -> str:
                                 for a in runs.values()))
     rows = []
     base_seconds = None
+    attack = store.read_config(run_dirs[0])["attack"]
     for run_dir, attempts in runs.items():
         key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
         kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
@@ -91,26 +93,31 @@ def paired_section(run_dirs: list[str]) -> str:
         seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
         base_seconds = base_seconds or seconds
         wins = kept[kept["success"]]
+        levers = (f"rivals {settings.get('rivals', 0)}, check every "
+                  f"{settings.get('check_every', 1)}" if attack == "cw_l2" else
+                  f"pairwise {settings.get('pairwise', False)}")
         rows.append(
             f"| `{Path(run_dir).name}` | K' = {victim.get('attack_k', victim['k'])}, "
-            f"{victim.get('precision', 'float32')}, rivals {settings.get('rivals', 0)}, "
-            f"check every {settings.get('check_every', 1)} | "
+            f"{victim.get('precision', 'float32')}, {levers} | "
+            f"{victim['confirm_draws']} | "
             f"{format_rate(int(kept['success'].sum()), len(kept))} (n={len(kept)}) | "
             f"{format_median(wins['l2']) if len(wins) else 'n/a'} | {seconds:.1f} | "
             f"{base_seconds / seconds:.1f}x |")
-    return ("<!-- bench_decisions_paired:begin -->\n"
-            "## Cheaper CW on GC-10: strength on the same attempts (issue #16)\n\n"
+    name = f"bench_decisions_{attack}"
+    return (f"<!-- {name}:begin -->\n"
+            f"## Cheaper {attack} on GC-10: strength on the same attempts (issue #16)\n\n"
             "Made by: `python benchmarks/bench_decisions.py --paired "
             f"{' '.join(run_dirs)}`. Each run attacked the same attempts (image, target) with "
-            "`dbayes attack ... --attack cw_l2 --targeted all` at the `fast` preset (its "
-            "command, seed and machine are in its config.json); verdict by R = 10 fresh "
-            "draws at the model's K = 10 in float32 for all. Success over attempts on correctly "
+            f"`dbayes attack ... --attack {attack}` and the same settings but the "
+            "attacker's levers (each run's command, seed and machine are in its "
+            "config.json); verdict by R = 10 fresh draws at the model's K = 10 in float32 for "
+            "all. Success over attempts on correctly "
             "classified images, 95% Wilson interval; median L2 of the successes, 95% bootstrap "
             "interval; seconds per attempt as each run recorded them (runs made at different "
             "times on the shared machine: the same-run ratios are in the section above).\n\n"
-            "| run | attacker's calls | success | median L2 | s / attempt | cheaper |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-            "<!-- bench_decisions_paired:end -->\n")
+            "| run | attacker's calls | confirmation draws | success | median L2 | "
+            "s / attempt | speed vs the first |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + f"\n<!-- {name}:end -->\n"), name
 
 
 def main(argv=None) -> int:
@@ -125,8 +132,8 @@ def main(argv=None) -> int:
                         help="compare attack runs on their common attempts (first: reference)")
     args = parser.parse_args(argv)
     if args.paired:
-        section = paired_section(args.paired)
-        write_section(Path(args.out), section, "bench_decisions_paired")
+        section, name = paired_section(args.paired)
+        write_section(Path(args.out), section, name)
         print(section)
         return 0
 

@@ -44,8 +44,10 @@ BOX = (0.0, 1.0)
 # What a victim is made of: the keyword arguments of Victim, the keys of a plan's ``victim:``
 OPTIONS = ("k", "attack_k", "precision", "verdict_draws", "verdict_cap", "decision_draws",
            "confirm_draws", "max_batch")
-# The arithmetic of the attacker's calls. float32 until benchmarks/bench_decisions.py shows
-# bfloat16's attacks to be as strong on paired images (results/benchmarks/decisions.md).
+# The arithmetic of the attacker's calls. bfloat16 made the gc gradient step 1.9x faster on
+# this CPU (AMX-BF16; results/benchmarks/README.md), but CPUs without native bfloat16 emulate
+# it, slower than float32, and a default that changed with the hardware would change a seeded
+# run's numbers from machine to machine: so float32, and plans ask for bfloat16.
 DEFAULT_PRECISION = "float32"
 
 
