@@ -505,6 +505,41 @@ def attack(model_dir, **o):
                err=True)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--verdict-cap", type=click.IntRange(min=1), required=True,
+              help=_VICTIM_HELP["verdict_cap"].split(" (default")[0] + ".")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of the new draws (the attack's own verdicts drew from its --seed).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="New run directory: the same attempts and images, judged again.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def judge(run_dir, verdict_cap, seed, out, quiet):
+    """Judge an attack run's final images again, drawing until each verdict is decided.
+
+    A verdict whose fooled fraction is still a coin toss after R draws (its 95% interval holds
+    1/2) gets R more, round after round, up to --verdict-cap. The result is an attack run
+    directory of its own (attempts.csv with verdict_draws, summary with the undecided count);
+    the original run is not touched.
+    """
+    from dbayes_tf.runs import store
+
+    store.read_config(run_dir, "attack")  # before TensorFlow loads: a wrong folder fails now
+    _import_tensorflow_quietly()
+    import pandas as pd
+
+    from dbayes_tf import reporting
+    from dbayes_tf.runs import attack as attack_runs
+
+    summary = attack_runs.judge_again(run_dir, out, verdict_cap=verdict_cap, seed=seed,
+                                      command=_command_line(), progress=not quiet,
+                                      log=lambda text: click.echo(text, err=True))
+    shown = pd.DataFrame([summary]).drop(columns=["model_dir"]).T.reset_index()
+    shown.columns = ["measure", "value"]
+    click.echo(reporting.to_markdown(shown))
+
+
 def _read_image_ids(path: str, dataset: str) -> tuple[int, ...]:
     """A list of test indices, or the images.json of `dbayes reproduce` (one list per
     dataset), or an attack run's config.json (its image_ids)."""

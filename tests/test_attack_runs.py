@@ -241,3 +241,30 @@ def test_cheap_cw_on_a_generative_classifier_stores_its_levers_and_old_runs_stil
     assert resumed.exit_code == 0, resumed.output
     assert "4 of 9 attempts done" in resumed.output
     assert (pd.read_csv(plain / "attempts.csv")["verdict_draws"] == 3).all()
+
+
+def test_judge_draws_again_until_decided_into_a_new_run(runner, trained_runs, tmp_path):
+    out, judged = tmp_path / "df", tmp_path / "judged"
+    result = _attack(runner, trained_runs["gc"], out, "--attack", "deepfool", "--n-images",
+                     "8", "--iterations", "3", "--draws", "3", "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    before = (out / "attempts.csv").read_text()
+    result = runner.invoke(main, ["judge", str(out), "--verdict-cap", "12", "--out",
+                                  str(judged), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "attempts.csv").read_text() == before  # the original is left alone
+    old, new = pd.read_csv(out / "attempts.csv"), pd.read_csv(judged / "attempts.csv")
+    assert new["attempt"].tolist() == old["attempt"].tolist()
+    np.testing.assert_allclose(new["l2"], old["l2"])
+    assert new["verdict_draws"].isin([3, 6, 9, 12]).all()
+    from dbayes_tf.stats import undecided
+    stopped = new[new["verdict_draws"] < 12]  # those that stopped before the cap were decided
+    assert not undecided(stopped["fooled_rate"], stopped["verdict_draws"]).any()
+    np.testing.assert_array_equal(store.read_images(judged)["x_adv"],
+                                  store.read_images(out)["x_adv"])
+    summary = pd.read_csv(judged / "summary.csv").iloc[0]
+    assert summary["undecided"] <= summary["valid_attempts"]
+    assert store.read_config(judged)["victim"]["verdict_cap"] == 12
+    again = runner.invoke(main, ["judge", str(out), "--verdict-cap", "12", "--out",
+                                 str(judged), "--quiet"])
+    assert again.exit_code != 0 and "Traceback" not in again.output

@@ -188,6 +188,67 @@ def run_attack(victim: Victim, model_dir: str | Path, split: Split, settings: At
     return summary
 
 
+JUDGE_BATCH = 30  # images judged per call round (R copies each)
+
+
+def judge_again(run_dir, out_dir, *, verdict_cap: int, seed: int = 1, command: str = "",
+                progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """An attack run's final images judged afresh, with sequential verdicts up to
+    ``verdict_cap`` draws (``Victim.judge_until_decided``) on a draw stream of its own
+    (``seed``), into a new attack run directory: the same attempts, images and settings, new
+    verdict columns. The original run is left as it is."""
+    from ..data import load_dataset
+    from .train import load_model
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config = read_attack_config(run_dir)
+    if config.get("legacy"):
+        raise RunError(f"{run_dir} was written by an earlier version of dbayes; attack again")
+    attempts = store.read_attempts(run_dir)
+    saved = store.read_images(run_dir, attempts)
+    if len(attempts) == 0:
+        raise RunError(f"{run_dir}: no finished attempts to judge")
+    store.guard(out_dir, "attack", resume=False, overwrite=False)
+    model = load_model(config["model_dir"])
+    victim = Victim.from_stored(model, {**config["victim"], "verdict_cap": verdict_cap},
+                                seed=seed)
+    if not victim.stochastic:
+        log(f"note: {victim.label} is deterministic: one draw decides every verdict")
+    split = load_dataset(config["dataset"]).test
+    targeted = config["targeted"] != "none"
+    asked = {**config, "model_dir": store.portable(config["model_dir"], out_dir),
+             "victim": victim.settings(), "judged_from": store.portable(run_dir, out_dir),
+             "judge_seed": seed, "command": command, "environment": reporting.environment()}
+    rows = []
+    bar = tqdm(total=len(attempts), desc="judge", unit="attempt", disable=not progress)
+    for batch_index, start in enumerate(range(0, len(attempts), JUDGE_BATCH)):
+        part = attempts.iloc[start:start + JUDGE_BATCH]
+        x = split.images[part["image_id"].to_numpy()]
+        x_adv = saved["x_adv"][start:start + JUDGE_BATCH]
+        labels = part["label"].to_numpy()
+        aim = part["target"].to_numpy() if targeted else labels
+        victim.reset([seed, batch_index])
+        verdict, draws = victim.judge_until_decided(x_adv, aim, targeted)
+        flags = metrics.success_flags(verdict, labels, aim if targeted else None)
+        changed = metrics.distortions(x, x_adv)["l2"] > 0
+        for i, row in enumerate(part.to_dict("records")):
+            rows.append(row | {
+                "pred_adv_single": int(verdict.single[i]),
+                "pred_adv": int(verdict.majority[i]),
+                "success_single": bool(flags["success_single"][i] & changed[i]),
+                "success": bool(flags["success"][i] & changed[i]),
+                "fooled_rate": float(flags["fooled_rate"][i]),
+                "entropy_adv": float(verdict.entropy[i]), "verdict_draws": int(draws[i])})
+        bar.update(len(part))
+    bar.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store.write_images(out_dir, 0, attempts["attempt"].to_numpy(), saved["x_adv"])
+    store.write_attempts(out_dir, rows)
+    store.write_config(out_dir, "attack", asked)
+    per_image = split.num_classes - 1 if config["targeted"] == "all" else 1
+    return _write_summary(out_dir, rows, asked, len(config["image_ids"]) * per_image)
+
+
 def _attempt_rows(batch, x, output, clean, verdict, labels, targets, seconds,
                   verdict_draws) -> list[dict]:
     flags = metrics.success_flags(verdict, labels, targets)
