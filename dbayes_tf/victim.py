@@ -257,10 +257,12 @@ class Victim:
         return self._calls_of(x, None, self.k, "float32")
 
     def log_probabilities(self, x) -> np.ndarray:
-        """What a black-box attacker sees: log p(y | x) of one draw, as plain numbers."""
+        """What a black-box attacker sees: log p(y | x) of one draw of the model as it is (its
+        K, float32: K' and bfloat16 are choices of an attacker who holds the model), as plain
+        numbers."""
         import tensorflow as tf
 
-        return tf.nn.log_softmax(self(x), axis=-1).numpy()
+        return tf.nn.log_softmax(self.verdict_logits(x), axis=-1).numpy()
 
     def judge(self, x, batch_size: int | None = None, draws: int | None = None):
         """The verdict: classes of R (or ``draws``) fresh draws and their majority

@@ -183,6 +183,10 @@ def test_victim_attacks_with_its_own_k_and_precision_but_judges_with_the_models(
     victim.reset(7)
     np.testing.assert_allclose(victim(x, classes=classes), np.take_along_axis(
         cheap.numpy(), classes, axis=1), rtol=1e-5, atol=1e-3)
+    # a black-box attacker sees the model as it is, not the white-box attacker's cheaper calls
+    victim.reset(7)
+    np.testing.assert_allclose(victim.log_probabilities(x),
+                               tf.nn.log_softmax(gc.logits(x, 5, seed[0])), atol=1e-5)
     # what a run stored before K' and precision existed reads as it ran
     plain = Victim(gc, seed=7)
     assert "attack_k" not in plain.settings() and "precision" not in plain.settings()
