@@ -99,8 +99,10 @@ def paired_section(run_dirs: list[str]) -> tuple[str, str]:
         rows.append(
             f"| `{Path(run_dir).name}` | K' = {victim.get('attack_k', victim['k'])}, "
             f"{victim.get('precision', 'float32')}, {levers} | "
-            f"{victim['confirm_draws']} | "
+            f"{victim['confirm_draws']} | R = {victim['verdict_draws']}"
+            f"{', up to ' + str(victim['verdict_cap']) if victim.get('verdict_cap') else ''} | "
             f"{format_rate(int(kept['success'].sum()), len(kept))} (n={len(kept)}) | "
+            f"{store.undecided_among(kept, victim)} | "
             f"{format_median(wins['l2']) if len(wins) else 'n/a'} | {seconds:.1f} | "
             f"{base_seconds / seconds:.1f}x |")
     name = f"bench_decisions_{attack}"
@@ -110,13 +112,16 @@ def paired_section(run_dirs: list[str]) -> tuple[str, str]:
             f"{' '.join(run_dirs)}`. Each run attacked the same attempts (image, target) with "
             f"`dbayes attack ... --attack {attack}` and the same settings but the "
             "attacker's levers (each run's command, seed and machine are in its "
-            "config.json); verdict by R = 10 fresh draws at the model's K = 10 in float32 for "
-            "all. Success over attempts on correctly "
+            "config.json); every verdict at the model's K = 10 in float32 (a run made by "
+            "`dbayes judge` judged another's images again, drawing until decided or at the "
+            "cap). Success over attempts on correctly "
             "classified images, 95% Wilson interval; median L2 of the successes, 95% bootstrap "
             "interval; seconds per attempt as each run recorded them (runs made at different "
             "times on the shared machine: the same-run ratios are in the section above).\n\n"
-            "| run | attacker's calls | confirmation draws | success | median L2 | "
-            "s / attempt | speed vs the first |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            "| run | attacker's calls | confirmation draws | verdict draws | success | "
+            "undecided | median L2 | s / attempt | speed vs the first |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
+            + "\n".join(rows)
             + f"\n<!-- {name}:end -->\n"), name
 
 
