@@ -4,11 +4,13 @@ attempt-iteration against a dense-matmul reference, in one run (issue #16).
 Not a test: it measures, and writes its section of ``results/benchmarks/README.md``.
 
     python benchmarks/bench_decisions.py [--repeats 3] [--batch 20] [--iterations 50] \\
-        [--model-dir results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25]
+        [--model-dir results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25] \\
+        [--cnn-dir results/models/mnist_cnn_cosine]
     python benchmarks/bench_decisions.py --paired FULL_RUN CHEAP_RUN [CHEAP_RUN ...]
 
 ``--paired`` compares attack runs made on the same attempts (image, target): success and median
 L2 with their 95% intervals, and the recorded seconds per attempt; it trains and times nothing.
+A run given as ``DIR+DIR`` is the union of runs made with the same settings on other images.
 
 The machine is shared and noisy, so every figure is timed interleaved with the others and with
 the reference (round after round), and reported as min and median over the rounds; the ratios
@@ -21,11 +23,13 @@ the reference (round after round), and reported as min and median over the round
   confirmation off, so that every variant does the same work), per step and image: the
   attack as the committed tables ran it (K = 10 everywhere, every step tested on 3 draws)
   against the attacker's K', class subsets (``rivals``, checked every ``check_every`` steps on
-  every class at K = 10) and bfloat16.
+  every class at K = 10) and bfloat16 for the steps and for the checks; and the CNN's CW step
+  in float32 and bfloat16 (each claim then confirmed by one float32 call).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -46,15 +50,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_section  # noqa: E402
 
 DEFAULT_MODEL_DIR = "results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25"
+DEFAULT_CNN_DIR = "results/models/mnist_cnn_cosine"
+# the CNN's CW step (every step tested, as paper 1's Table 1 runs it) in either arithmetic; in
+# bfloat16 each claim that would become the best is confirmed by one float32 call
+CNN_PRECISIONS = ("float32", "bfloat16")
 MATMUL_SIZE = 2048
-# (label, attack_k, rivals, check_every, precision); the first is the cost of today's tables
+# (label, attack_k, rivals, check_every, precision, decision_precision); the first is the cost
+# of the committed tables
 CW_VARIANTS = (
-    ("as the committed tables (K = 10, all classes, every step)", None, 0, 1, "float32"),
-    ("K' = 1, checks every 10", 1, 0, 10, "float32"),
-    ("K' = 1, 2 rivals, checks every 10", 1, 2, 10, "float32"),
-    ("K' = 1, 2 rivals, bfloat16, checks every 10", 1, 2, 10, "bfloat16"),
-    ("K' = 1, 2 rivals, bfloat16, checks every 20", 1, 2, 20, "bfloat16"),
-    ("K' = 2, 2 rivals, bfloat16, checks every 10", 2, 2, 10, "bfloat16"),
+    ("as the committed tables (K = 10, all classes, every step)", None, 0, 1, "float32",
+     "float32"),
+    ("K' = 1, checks every 10", 1, 0, 10, "float32", "float32"),
+    ("K' = 1, 2 rivals, checks every 10", 1, 2, 10, "float32", "float32"),
+    ("K' = 1, 2 rivals, bfloat16 steps, float32 checks every 10", 1, 2, 10, "bfloat16",
+     "float32"),
+    ("K' = 1, 2 rivals, bfloat16, checks every 10", 1, 2, 10, "bfloat16", "bfloat16"),
+    ("K' = 1, 2 rivals, bfloat16, checks every 20", 1, 2, 20, "bfloat16", "bfloat16"),
+    ("K' = 2, 2 rivals, bfloat16 steps, float32 checks every 10", 2, 2, 10, "bfloat16",
+     "float32"),
+    ("K' = 2, 2 rivals, bfloat16, checks every 10", 2, 2, 10, "bfloat16", "bfloat16"),
+    ("K' = 5, 2 rivals, bfloat16, checks every 10", 5, 2, 10, "bfloat16", "bfloat16"),
 )
 
 
@@ -71,7 +86,30 @@ def graph_flops(fn, *specs) -> float:
                  .total_float_ops)
 
 
-def paired_section(run_dirs: list[str]) -> tuple[str, str]:
+def _union(run: str):
+    """The attempts of ``DIR`` or of ``DIR+DIR+...`` (runs made with the same settings)."""
+    import pandas as pd
+
+    from dbayes_tf.attack_settings import settings_type
+    from dbayes_tf.runs import store
+
+    parts = run.split("+")
+    configs = [store.read_config(d) for d in parts]
+    same = {json.dumps([c["attack"], c["targeted"], c["victim"],
+                        settings_type(c["attack"]).completed(c["settings"])], sort_keys=True)
+            for c in configs}
+    if len(same) > 1:
+        raise SystemExit(f"{run}: the runs differ in attack, targets, victim or settings")
+    frames = []
+    for part, config in zip(parts, configs, strict=True):
+        frame = store.read_attempts(part)
+        if "verdict_draws" not in frame:  # a run stored before the column: R for every verdict
+            frame["verdict_draws"] = config["victim"]["verdict_draws"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, str]:
     """Success and median L2 of attack runs on their common attempts, the first as reference;
     and the section's name (one per attack)."""
     import pandas as pd
@@ -79,25 +117,27 @@ def paired_section(run_dirs: list[str]) -> tuple[str, str]:
     from dbayes_tf.runs import store
     from dbayes_tf.stats import format_median, format_rate
 
-    runs = {d: store.read_attempts(d) for d in run_dirs}
+    runs = {d: _union(d) for d in run_dirs}
     common = set.intersection(*(set(zip(a["image_id"], a["target"], strict=True))
                                 for a in runs.values()))
     rows = []
     base_seconds = None
-    attack = store.read_config(run_dirs[0])["attack"]
+    attack = store.read_config(run_dirs[0].split("+")[0])["attack"]
     for run_dir, attempts in runs.items():
         key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
         kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
-        config = store.read_config(run_dir)
+        config = store.read_config(run_dir.split("+")[0])
         victim, settings = config["victim"], config["settings"]
         seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
         base_seconds = base_seconds or seconds
         wins = kept[kept["success"]]
         levers = (f"rivals {settings.get('rivals', 0)}, check every "
-                  f"{settings.get('check_every', 1)}" if attack == "cw_l2" else
+                  f"{settings.get('check_every', 1)} in "
+                  f"{victim.get('decision_precision', 'float32')}" if attack == "cw_l2" else
                   f"pairwise {settings.get('pairwise', False)}")
+        names = " + ".join(f"`{Path(part).name}`" for part in run_dir.split("+"))
         rows.append(
-            f"| `{Path(run_dir).name}` | K' = {victim.get('attack_k', victim['k'])}, "
+            f"| {names} | K' = {victim.get('attack_k', victim['k'])}, "
             f"{victim.get('precision', 'float32')}, {levers} | "
             f"{victim['confirm_draws']} | R = {victim['verdict_draws']}"
             f"{', up to ' + str(victim['verdict_cap']) if victim.get('verdict_cap') else ''} | "
@@ -105,14 +145,17 @@ def paired_section(run_dirs: list[str]) -> tuple[str, str]:
             f"{store.undecided_among(kept, victim)} | "
             f"{format_median(wins['l2']) if len(wins) else 'n/a'} | {seconds:.1f} | "
             f"{base_seconds / seconds:.1f}x |")
-    name = f"bench_decisions_{attack}"
+    option = f"--section {name} " if name else ""
+    name = name or f"bench_decisions_{attack}"
+    model = store.read_config(run_dirs[0].split("+")[0])["model"]
     return (f"<!-- {name}:begin -->\n"
-            f"## Cheaper {attack} on GC-10: strength on the same attempts (issue #16)\n\n"
-            "Made by: `python benchmarks/bench_decisions.py --paired "
+            f"## Cheaper {attack} on {model}: strength on the same {len(common)} attempts "
+            "(issue #16)\n\n"
+            f"Made by: `python benchmarks/bench_decisions.py {option}--paired "
             f"{' '.join(run_dirs)}`. Each run attacked the same attempts (image, target) with "
             f"`dbayes attack ... --attack {attack}` and the same settings but the "
             "attacker's levers (each run's command, seed and machine are in its "
-            "config.json); every verdict at the model's K = 10 in float32 (a run made by "
+            "config.json); every verdict by the model's own call (its K, float32) (a run made by "
             "`dbayes judge` judged another's images again, drawing until decided or at the "
             "cap). Success over attempts on correctly "
             "classified images, 95% Wilson interval; median L2 of the successes, 95% bootstrap "
@@ -129,16 +172,19 @@ def paired_section(run_dirs: list[str]) -> tuple[str, str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--cnn-dir", default=DEFAULT_CNN_DIR)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--batch", type=int, default=20, help="images per call / attack batch")
     parser.add_argument("--iterations", type=int, default=50,
                         help="CW steps timed per round (a subset run checks once before the first)")
     parser.add_argument("--out", default="results/benchmarks/README.md")
+    parser.add_argument("--section", default=None,
+                        help="--paired: the section's name (default bench_decisions_ATTACK)")
     parser.add_argument("--paired", nargs="+", default=None, metavar="RUN",
                         help="compare attack runs on their common attempts (first: reference)")
     args = parser.parse_args(argv)
     if args.paired:
-        section, name = paired_section(args.paired)
+        section, name = paired_section(args.paired, args.section)
         write_section(Path(args.out), section, name)
         print(section)
         return 0
@@ -168,8 +214,9 @@ def main(argv=None) -> int:
     step_flops = graph_flops(gradient["float32"], tf.TensorSpec(x.shape, tf.float32),
                              tf.TensorSpec([2], tf.int32))
 
-    def cw_round(attack_k, rivals, check_every, precision):
-        victim = Victim(model, attack_k=attack_k, precision=precision, seed=0)
+    def cw_round(attack_k, rivals, check_every, precision, decision_precision):
+        victim = Victim(model, attack_k=attack_k, precision=precision,
+                        decision_precision=decision_precision, seed=0)
         return lambda: attacks.carlini_wagner_l2(
             victim, x, targets, targeted=True, max_iterations=args.iterations,
             abort_early=False, rivals=rivals, check_every=check_every,
@@ -180,6 +227,12 @@ def main(argv=None) -> int:
             "gradient bfloat16": lambda: gradient["bfloat16"](x, dist.as_seed(1)).numpy()}
     for label, *variant in CW_VARIANTS:
         jobs[label] = cw_round(*variant)
+    cnn = load_model(args.cnn_dir)
+    for precision in CNN_PRECISIONS:
+        victim = Victim(cnn, precision=precision, seed=0)
+        jobs[f"cnn {precision}"] = lambda victim=victim: attacks.carlini_wagner_l2(
+            victim, x, targets, targeted=True, max_iterations=args.iterations,
+            abort_early=False, confirm_draws=victim.confirm_draws)
     for job in jobs.values():  # trace and warm up
         job()
     times = {name: [] for name in jobs}
@@ -210,6 +263,11 @@ def main(argv=None) -> int:
         low, median = stats(label, per)
         rows.append(f"| CW step, {label} | {low * 1e3:.1f} | {median * 1e3:.1f} | "
                     f"per step and image | {base / median:.1f}x |")
+    cnn_base = stats(f"cnn {CNN_PRECISIONS[0]}", per)[1]
+    for precision in CNN_PRECISIONS:
+        low, median = stats(f"cnn {precision}", per)
+        rows.append(f"| CW step on the CNN, {precision} | {low * 1e3:.2f} | "
+                    f"{median * 1e3:.2f} | per step and image | {cnn_base / median:.1f}x |")
 
     env = reporting.environment()
     table = ("| what | min (ms) | median (ms) | rate | speed-up |\n|---|---|---|---|---|\n"
@@ -218,13 +276,17 @@ def main(argv=None) -> int:
         "<!-- bench_decisions:begin -->\n"
         "## What a decision on the gc VAE-CNN costs (issue #16)\n\n"
         f"Made by: `python benchmarks/bench_decisions.py --model-dir {args.model_dir} "
+        f"--cnn-dir {args.cnn_dir} "
         f"--repeats {args.repeats} --batch {args.batch} --iterations {args.iterations}`: "
         f"{args.repeats} interleaved rounds after a warm-up, the first {args.batch} MNIST test "
         "images (targets: label + 1). The gradient step's "
         f"{step_flops / 1e9:.1f} GFLOP are TensorFlow's profiler's count; speed-ups are of "
         "medians, against the first row of their group. The CW rows time "
         f"{args.iterations} Adam steps (abort-early and confirmation off) and include the "
-        "checks on every class at K = 10 (3 draws) every `check_every` steps.\n\n"
+        "checks on every class at K = 10 (3 draws) every `check_every` steps, in bfloat16 "
+        "unless said otherwise. The CNN rows test every step (as paper 1's Table 1 runs it); "
+        "in bfloat16 each claim that would become the best is confirmed by one float32 "
+        "call.\n\n"
         f"{table}\n\n"
         f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; TensorFlow "
         f"{env['tensorflow']}, Keras {env['keras']}.\n"

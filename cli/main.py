@@ -362,9 +362,11 @@ def _victim_option_help() -> dict[str, str]:
                        "round, up to this many (default: R for every verdict).",
         "attack_k": "K' importance samples per class in the attack's own steps; verdicts, "
                     "confirmations and cw_l2's checks keep the model's K (default K).",
-        "precision": "Arithmetic of the attack's own calls (a latent model's decoder, a "
+        "precision": "Arithmetic of the attack's own steps (a latent model's decoder, a "
                      "discriminative net's layers); verdicts and confirmations stay float32 "
                      f"(default {victim.DEFAULT_PRECISION}).",
+        "decision_precision": "Arithmetic of the attack's own checks (cw_l2's, at the model's "
+                              "K; default: --precision).",
     }
 
 
@@ -391,6 +393,8 @@ _VICTIM_HELP = _victim_option_help()
               help=_VICTIM_HELP["attack_k"])
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help=_VICTIM_HELP["precision"])
+@click.option("--decision-precision", type=click.Choice(PRECISIONS), default=None,
+              help=_VICTIM_HELP["decision_precision"])
 @click.option("--preset", type=click.Choice(list(CarliniWagnerL2Settings.presets)), default=None,
               help="cw_l2 settings from Carlini's code, CleverHans or one fast search step "
                    "(the default); the options below override them.")
@@ -469,6 +473,7 @@ def attack(model_dir, **o):
     target = victim.Victim(model, k=o["k"], verdict_draws=o["draws"],
                            decision_draws=o["decision_draws"], confirm_draws=o["confirm_draws"],
                            attack_k=o["attack_k"], precision=o["precision"],
+                           decision_precision=o["decision_precision"],
                            verdict_cap=o["verdict_cap"],
                            max_batch=o["max_query_batch"] or victim.DEFAULT_MAX_BATCH,
                            seed=o["seed"])

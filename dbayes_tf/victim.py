@@ -13,12 +13,21 @@ of decision takes is decided here and nowhere else:
   verdict unchanged (default K' = K);
 - R, the verdict draws: fresh draws whose majority judges every final image;
 - decision draws: draws behind an attack's own "have I succeeded?" tests;
-- confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim;
+- confirmation draws: fresh draws, 80% of which must be fooled before an attack keeps a claim
+  (a deterministic model: none, or its own call once when the attacker computes in bfloat16);
 - the verdict cap: with a cap above R, a verdict whose fooled fraction is still a coin toss
   after R draws (metrics.undecided) gets R more, round after round, up to the cap.
 
 The attacker's calls may also run the model's heavy layers in bfloat16 (``precision``); the
-verdict and the confirmation are the model's own, in float32.
+verdict and the confirmation are the model's own, in float32. Three kinds of call, then:
+
+- the attacker's steps (``victim(x)``): K' samples in ``precision``;
+- the attacker's decisions (``victim.decision_logits(x)``: "have I succeeded?", "which classes
+  are the rivals?"): the model's K, in ``decision_precision`` (default: ``precision``). K rather
+  than K', because with fewer samples each class's log p(x, y) falls short of the model's by its
+  own gap (the importance-weighted bound tightens with K), so a decision at K' judges another
+  classifier; bfloat16 moves the logits about 0.03 nats where a fresh draw moves them 2.3;
+- verdicts and confirmations (``victim.verdict_logits(x)``): the model's K, float32.
 
 Each call of a :class:`Victim` takes the next seed of a stream the experimenter can replay
 (``reset``), so a resumed attack repeats every batch exactly; it sends at most ``max_batch``
@@ -42,8 +51,8 @@ STOCHASTIC_DECISION_DRAWS = 3
 DEFAULT_MAX_BATCH = 2000
 BOX = (0.0, 1.0)
 # What a victim is made of: the keyword arguments of Victim, the keys of a plan's ``victim:``
-OPTIONS = ("k", "attack_k", "precision", "verdict_draws", "verdict_cap", "decision_draws",
-           "confirm_draws", "max_batch")
+OPTIONS = ("k", "attack_k", "precision", "decision_precision", "verdict_draws", "verdict_cap",
+           "decision_draws", "confirm_draws", "max_batch")
 # The arithmetic of the attacker's calls. bfloat16 made the gc gradient step 1.9x faster on
 # this CPU (AMX-BF16; results/benchmarks/README.md), but CPUs without native bfloat16 emulate
 # it, slower than float32, and a default that changed with the hardware would change a seeded
@@ -79,10 +88,12 @@ class Draws:
     @classmethod
     def resolve(cls, model, *, k: int | None = None, verdict_draws: int | None = None,
                 decision_draws: int | None = None, confirm_draws: int | None = None,
-                attack_k: int | None = None, verdict_cap: int | None = None
-                ) -> tuple[Draws, list[str]]:
+                attack_k: int | None = None, verdict_cap: int | None = None,
+                exact_attacker: bool = True) -> tuple[Draws, list[str]]:
         """The draw counts for ``model`` from what was asked (None: the default), and a note
-        for every asked value that a deterministic model makes meaningless."""
+        for every asked value that a deterministic model makes meaningless. ``exact_attacker``:
+        the attacker computes as the model does (float32), else a deterministic model's claims
+        are confirmed by one call of its own."""
         for name, value in (("k", k), ("verdict_draws", verdict_draws),
                             ("decision_draws", decision_draws), ("attack_k", attack_k),
                             ("verdict_cap", verdict_cap)):
@@ -112,7 +123,10 @@ class Draws:
             if ignored:
                 notes.append(f"{model.config.model} is deterministic: {', '.join(ignored)} "
                              "ignored (one draw says everything)")
-            resolved = cls(k=1, verdict_draws=1, decision_draws=1, confirm_draws=0,
+            # an attacker computing in bfloat16 claims success on the boundary (CW's aim) that
+            # the model's float32 call may deny: its own call, once, settles each claim
+            confirm = 0 if exact_attacker or confirm_draws == 0 else 1
+            resolved = cls(k=1, verdict_draws=1, decision_draws=1, confirm_draws=confirm,
                            stochastic=False)
         return resolved, notes
 
@@ -135,9 +149,10 @@ class Victim:
 
     ``victim(x)`` returns the attacker's logits [B, C] of one fresh draw (K' samples, in
     ``precision``); ``victim(x, classes=c)`` those of the classes c [B, M] only, which a latent
-    model computes at a fraction of the cost; ``victim.verdict_logits(x)`` the model's own (K
-    samples, float32) for verdicts and confirmations. Both work inside ``tf.function``: the call
-    and query counters are variables, not Python ints frozen at trace time.
+    model computes at a fraction of the cost; ``victim.decision_logits(x)`` the attacker's
+    decisions (K samples, in ``decision_precision``); ``victim.verdict_logits(x)`` the model's
+    own (K samples, float32) for verdicts and confirmations. All work inside ``tf.function``:
+    the call and query counters are variables, not Python ints frozen at trace time.
     """
 
     supports_classes = True  # attacks may ask for a subset of the classes (attacks.utils)
@@ -145,7 +160,8 @@ class Victim:
     def __init__(self, model, *, k: int | None = None, verdict_draws: int | None = None,
                  decision_draws: int | None = None, confirm_draws: int | None = None,
                  attack_k: int | None = None, precision: str | None = None,
-                 verdict_cap: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, seed=0,
+                 decision_precision: str | None = None, verdict_cap: int | None = None,
+                 max_batch: int = DEFAULT_MAX_BATCH, seed=0,
                  box: tuple[float, float] = BOX):
         import tensorflow as tf
 
@@ -155,14 +171,17 @@ class Victim:
         if max_batch < 1:
             raise ValueError(f"max-query-batch must be >= 1; got {max_batch}")
         precision = precision or DEFAULT_PRECISION
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got "
-                             f"{precision!r}")
+        decision_precision = decision_precision or precision
+        for name, value in (("precision", precision), ("decision-precision", decision_precision)):
+            if value not in PRECISIONS:
+                raise ValueError(f"{name} must be one of {', '.join(PRECISIONS)}; got {value!r}")
         self.model = model
         self.precision = precision
+        self.decision_precision = decision_precision
         self.draws, self.notes = Draws.resolve(
             model, k=k, verdict_draws=verdict_draws, decision_draws=decision_draws,
-            confirm_draws=confirm_draws, attack_k=attack_k, verdict_cap=verdict_cap)
+            confirm_draws=confirm_draws, attack_k=attack_k, verdict_cap=verdict_cap,
+            exact_attacker=precision == decision_precision == "float32")
         self.max_batch = int(max_batch)
         self.box = box
         self._base = tf.Variable(dist.as_seed(seed), trainable=False)
@@ -179,6 +198,7 @@ class Victim:
                    confirm_draws=settings.get("confirm_draws"),
                    attack_k=settings.get("attack_k"), verdict_cap=settings.get("verdict_cap"),
                    precision=settings.get("precision", "float32"),
+                   decision_precision=settings.get("decision_precision", "float32"),
                    max_batch=settings.get("max_batch") or DEFAULT_MAX_BATCH, seed=seed)
 
     @property
@@ -251,6 +271,10 @@ class Victim:
     def __call__(self, x, classes=None):
         """The attacker's call: K' samples in ``precision``; ``classes`` [B, M]: those only."""
         return self._calls_of(x, classes, self.attack_k, self.precision)
+
+    def decision_logits(self, x):
+        """The attacker's decisions: the model's K samples in ``decision_precision``."""
+        return self._calls_of(x, None, self.k, self.decision_precision)
 
     def verdict_logits(self, x):
         """The model's own call, which verdicts and confirmations use: K samples, float32."""
@@ -326,6 +350,8 @@ class Victim:
     def settings(self) -> dict[str, Any]:
         """Everything about the victim that decides a run's numbers (for config.json)."""
         stored = self.draws.to_dict() | {"max_batch": self.max_batch, "box": list(self.box)}
-        if self.precision != "float32":  # left out at float32, as in runs stored before it
-            stored["precision"] = self.precision
+        # left out at float32, as in runs stored before they existed
+        for name in ("precision", "decision_precision"):
+            if getattr(self, name) != "float32":
+                stored[name] = getattr(self, name)
         return stored

@@ -217,12 +217,23 @@ def test_cheap_cw_on_a_generative_classifier_stores_its_levers_and_old_runs_stil
     assert result.exit_code == 0, result.output
     config = store.read_config(out)
     assert config["victim"]["attack_k"] == 1 and config["victim"]["precision"] == "bfloat16"
+    assert config["victim"]["decision_precision"] == "bfloat16"
     assert config["victim"]["verdict_cap"] == 9 and config["settings"]["rivals"] == 2
     attempts = pd.read_csv(out / "attempts.csv")
     assert attempts["verdict_draws"].isin([3, 6, 9]).all()
     summary = pd.read_csv(out / "summary.csv").iloc[0]
     assert 0 <= summary["undecided"] <= summary["valid_attempts"]
     again = _attack(runner, trained_runs["gc"], out, *args, "--resume")
+    assert again.exit_code == 0 and "already done" in again.output, again.output
+    # a bfloat16 run stored before the checks followed --precision checked in float32: asked
+    # again it is refused by name, and resumes when asked as it ran
+    config = store.read_config(out)
+    del config["victim"]["decision_precision"]
+    store.write_config(out, "attack", config)
+    refused = _attack(runner, trained_runs["gc"], out, *args, "--resume")
+    assert refused.exit_code != 0 and "decision_precision" in refused.output, refused.output
+    again = _attack(runner, trained_runs["gc"], out, *args, "--decision-precision", "float32",
+                    "--resume")
     assert again.exit_code == 0 and "already done" in again.output, again.output
 
     # a run written before the levers existed: the same run asked today resumes it

@@ -175,10 +175,13 @@ def test_victim_attacks_with_its_own_k_and_precision_but_judges_with_the_models(
     victim = Victim(gc, attack_k=1, precision="bfloat16", seed=7)
     assert (victim.k, victim.attack_k) == (5, 1)
     assert victim.settings()["attack_k"] == 1 and victim.settings()["precision"] == "bfloat16"
-    cheap, own = victim(x), victim.verdict_logits(x)
-    seed = [tf.random.experimental.stateless_fold_in(victim._base, i) for i in (1, 2)]
+    cheap, own, decided = victim(x), victim.verdict_logits(x), victim.decision_logits(x)
+    seed = [tf.random.experimental.stateless_fold_in(victim._base, i) for i in (1, 2, 3)]
     np.testing.assert_allclose(cheap, gc.logits(x, 1, seed[0], precision="bfloat16"))
     np.testing.assert_allclose(own, gc.logits(x, 5, seed[1]))
+    # the attacker's checks: the model's K, in the attacker's arithmetic unless told otherwise
+    assert victim.decision_precision == "bfloat16"
+    np.testing.assert_allclose(decided, gc.logits(x, 5, seed[2], precision="bfloat16"))
     classes = np.array([[1, 2], [0, 9], [3, 3], [7, 4]])
     victim.reset(7)
     np.testing.assert_allclose(victim(x, classes=classes), np.take_along_axis(
@@ -189,11 +192,20 @@ def test_victim_attacks_with_its_own_k_and_precision_but_judges_with_the_models(
                                tf.nn.log_softmax(gc.logits(x, 5, seed[0])), atol=1e-5)
     # what a run stored before K' and precision existed reads as it ran
     plain = Victim(gc, seed=7)
-    assert "attack_k" not in plain.settings() and "precision" not in plain.settings()
+    assert not {"attack_k", "precision", "decision_precision"} & set(plain.settings())
     again = Victim.from_stored(gc, victim.settings())
-    assert (again.attack_k, again.precision) == (1, "bfloat16")
-    with pytest.raises(ValueError, match="precision"):
-        Victim(gc, precision="half")
+    assert (again.attack_k, again.precision, again.decision_precision) == (1, "bfloat16",
+                                                                          "bfloat16")
+    # bfloat16 runs stored before the checks followed the attacker's precision checked in float32
+    older = {key: value for key, value in victim.settings().items()
+             if key != "decision_precision"}
+    assert Victim.from_stored(gc, older).decision_precision == "float32"
+    mixed = Victim(gc, precision="bfloat16", decision_precision="float32")
+    assert mixed.settings()["precision"] == "bfloat16"
+    assert "decision_precision" not in mixed.settings()
+    for wrong in ({"precision": "half"}, {"decision_precision": "half"}):
+        with pytest.raises(ValueError, match="precision"):
+            Victim(gc, **wrong)
 
 
 def _smooth_log_probs(rng, dim=6, classes=3):
@@ -467,3 +479,37 @@ def test_confirmation_keeps_truncated_deepfool_off_the_noisy_boundary(rng):
     assert upheld["truncated", 10] >= 0.8, upheld
     assert upheld["truncated", 10] >= upheld["truncated", 0] + 0.3, upheld
     assert upheld["deepfool", 10] >= 0.9, upheld
+
+
+
+class _Optimist:
+    """A deterministic classifier of the mean pixel m (class 1 iff m > 1/2) whose bfloat16
+    arithmetic favours class 1 by half a nat: it calls class 1 from m > 3/8."""
+
+    is_stochastic, num_classes = False, 2
+
+    def logits(self, x, k=None, seed=None, *, classes=None, precision="float32"):
+        score = 4.0 * (tf.reduce_mean(x, axis=[1, 2, 3]) - 0.5)
+        bias = 0.5 if precision == "bfloat16" else 0.0
+        logits = tf.stack([tf.zeros_like(score), score + bias], axis=1)
+        return logits if classes is None else tf.gather(logits, classes, batch_dims=1)
+
+
+def test_a_bfloat16_attacker_has_its_claims_on_a_deterministic_model_confirmed():
+    assert Victim(_Optimist()).confirm_draws == 0  # float32: its own call is the model's
+    assert Victim(_Optimist(), precision="bfloat16", confirm_draws=0).confirm_draws == 0
+    x = np.full((4, 3, 3, 1), 0.2, np.float32)
+    targets = np.ones(4, np.int32)
+    found = {}
+    for confirm_draws in (0, None):
+        victim = Victim(_Optimist(), precision="bfloat16", confirm_draws=confirm_draws)
+        out = attacks.carlini_wagner_l2(victim, x, targets, targeted=True, max_iterations=200,
+                                        initial_const=10.0, confirm_draws=victim.confirm_draws)
+        mean = out.x_adv.mean(axis=(1, 2, 3))
+        found[victim.confirm_draws] = (out.found, mean)
+    # unconfirmed, CW stops on the bfloat16 boundary (m = 3/8), which the model denies
+    claimed, mean = found[0]
+    assert claimed.all() and (mean < 0.45).all()
+    # confirmed by one float32 call, no claim is kept that the model denies
+    claimed, mean = found[1]
+    assert (mean[claimed] > 0.5).all()

@@ -148,3 +148,16 @@ def test_the_committed_plans_load_at_every_scale():
         for scale in ("smoke", "reduced", "paper"):
             plan = load_plan(f"configs/{name}.yaml", scale)
             assert plan.steps() and plan.n_images >= 1
+
+
+def test_dry_run_costs_come_from_runs_with_the_same_levers():
+    from dbayes_tf.runs.reproduce import _levers, planned_victim
+
+    settings = {"rivals": 2, "check_every": 10}
+    planned = _levers(planned_victim({"k": 10, "attack_k": 1, "precision": "bfloat16"}), settings)
+    stored = {"k": 10, "attack_k": 1, "precision": "bfloat16", "decision_precision": "bfloat16"}
+    assert planned == _levers(stored, settings)
+    # a run stored before the checks followed the attacker's precision checked in float32
+    older = {key: value for key, value in stored.items() if key != "decision_precision"}
+    assert planned != _levers(older, settings)
+    assert _levers(planned_victim({"k": 10}), {}) == _levers({"k": 10}, {})

@@ -19,12 +19,12 @@ from .utils import (
     as_labels,
     class_scores,
     confirm,
+    decision_fn,
     keep_smallest,
     margin,
     mean_logits,
     top_rivals,
     update_constants,
-    verdict_fn,
 )
 
 _DEFAULT = CarliniWagnerL2Settings
@@ -58,9 +58,9 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
 
     With ``check_every`` = 1 and no ``rivals`` (Carlini's way) every step's iterate is tested,
     its own draw being one of the decision draws. Otherwise the test is a check made every
-    ``check_every`` steps (and after the last): all classes, the model's own call
-    (``utils.verdict_fn``: its K, float32), ``decision_draws`` draws; the steps in between only
-    move. ``rivals`` > 0: each check also picks, per image, the ``rivals`` strongest classes
+    ``check_every`` steps (and after the last): all classes at the model's K in the attacker's
+    decision precision (``utils.decision_fn``), ``decision_draws`` draws; the steps in between
+    only move. ``rivals`` > 0: each check also picks, per image, the ``rivals`` strongest classes
     besides the target (untargeted: besides the label), and the steps score the target and those
     rivals only (``utils.class_scores``), which on a latent-variable model costs (1 + rivals) / C
     of a step on every class; the margin only needs the strongest rival, so while the ranking
@@ -124,9 +124,9 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         return margin(mean, labels, targeted)
 
     def check(x_now):
-        """All classes at the model's own K: the mean logits of decision_draws draws."""
+        """All classes at the model's K: the mean logits of decision_draws draws."""
         queries[:] += decision_draws
-        return mean_logits(verdict_fn(model_fn), x_now, decision_draws)
+        return mean_logits(decision_fn(model_fn), x_now, decision_draws)
 
     subsets = False
     if rivals > 0:  # a victim knows its classes; any other callable is asked once

@@ -10,10 +10,12 @@ smallest one that passed picks, among many near-boundary tests, the luckiest: so
 candidate becomes "best so far" it must fool most of ``confirm_draws`` fresh draws
 (:func:`confirm`).
 
-A :class:`dbayes_tf.victim.Victim` passed as ``model_fn`` carries two more things attacks use:
-``model_fn(x, classes=c)``, the scores of chosen classes only (:func:`class_scores`; a latent
-model then computes those classes alone), and ``model_fn.verdict_logits``, the model's own call
-(its K, float32) that confirmations use (:func:`verdict_fn`). Any other callable works too.
+A :class:`dbayes_tf.victim.Victim` passed as ``model_fn`` carries three more things attacks
+use: ``model_fn(x, classes=c)``, the scores of chosen classes only (:func:`class_scores`; a
+latent model then computes those classes alone); ``model_fn.decision_logits``, the model's K in
+the attacker's arithmetic, for an attack's own checks (:func:`decision_fn`); and
+``model_fn.verdict_logits``, the model's own call (its K, float32) that confirmations use
+(:func:`verdict_fn`). Any other callable works too.
 """
 from __future__ import annotations
 
@@ -69,6 +71,12 @@ def margin(logits: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
     # -inf would make 0 * inf = nan in gradients; a large finite offset removes the own class
     best_other = tf.reduce_max(logits - one_hot * 1e9, axis=-1)
     return own - best_other if targeted else best_other - own
+
+
+def decision_fn(model_fn: ModelFn) -> ModelFn:
+    """The call an attack checks its progress with: the victim's K (not the attacker's K') in
+    the attacker's decision precision, where it has one."""
+    return getattr(model_fn, "decision_logits", model_fn)
 
 
 def verdict_fn(model_fn: ModelFn) -> ModelFn:

@@ -494,11 +494,20 @@ def _work(settings: dict[str, Any]) -> float:
 
 def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
     """What besides K and the work changes an attempt's cost many times over: the attacker's
-    K', precision and class subsets (issue #16), at their "as before" values when unsaid."""
+    K', precision and class subsets (issue #16), as a run stores them (``victim``: its
+    config.json entry), at their "as before" values when unsaid."""
     attack_k = victim.get("attack_k")
     return (None if attack_k in (None, victim.get("k")) else int(attack_k),
-            victim.get("precision") or "float32", int(settings.get("rivals") or 0),
+            victim.get("precision") or "float32",
+            victim.get("decision_precision") or "float32", int(settings.get("rivals") or 0),
             int(settings.get("check_every") or 1))
+
+
+def planned_victim(options: dict[str, Any]) -> dict[str, Any]:
+    """A plan's ``victim:`` options in the form a run stores them (for ``_levers``): a plan that
+    says nothing of the decisions' precision gets the attacker's, as ``victim.Victim`` does."""
+    return {**options, "decision_precision": options.get("decision_precision")
+            or options.get("precision")}
 
 
 # setting names of attack runs written before the settings types existed
@@ -542,7 +551,7 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
     kind = settings_type(spec["attack"])
     settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
     attack = "fgsm" if step.kind == "sweep" else spec["attack"]
-    victim = spec.get("victim") or {}
+    victim = planned_victim(spec.get("victim") or {})
     k = victim.get("k")
     levers = _levers(victim, dataclasses.asdict(settings))
     matches = [c for c in costs if c["model"] == model and c["attack"] == attack
