@@ -354,7 +354,8 @@ def _victim_option_help() -> dict[str, str]:
                           "otherwise).",
         "confirm_draws": "Fresh draws, 80% of which must be fooled before cw_l2, zoo, deepfool "
                          "or truncated_deepfool counts an image as done (default R for "
-                         "stochastic models, 0 = off otherwise).",
+                         "stochastic models; otherwise 0 = off, or 1 float32 call when the "
+                         "attack computes in bfloat16).",
         "max_query_batch": f"Largest batch sent to the model in one call (memory bound; "
                            f"default {victim.DEFAULT_MAX_BATCH}).",
         "verdict_cap": "With a cap above R: a verdict still undecided after R draws (the 95% "
