@@ -536,14 +536,16 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
             found.append({"model": Path(config["model_dir"]).name, "attack": attack,
                           "k": victim.get("k"), "work": _work(settings),
                           "levers": _levers(victim, settings),
+                          "batch_size": config.get("batch_size"),
                           "seconds": float(row["seconds_per_attempt"])})
     return found
 
 
 def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | None:
     """Seconds an attack step should take, from the closest recorded run (same model folder,
-    attack and levers, K from the step's victim when it says one), scaled by the work per
-    attempt."""
+    attack and levers, K from the step's victim when it says one; closest in work per attempt,
+    then in batch size, which decides how far a step's fixed costs are shared), scaled by the
+    work per attempt."""
     if step.kind not in ("attack", "sweep"):
         return None
     spec = step.spec
@@ -558,8 +560,10 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
                and (k is None or c["k"] in (None, k)) and c["levers"] == levers]
     if not matches:
         return None
-    best = sorted(matches, key=lambda c: abs(math.log(c["work"] / max(_work(
-        dataclasses.asdict(settings)), 1e-9))))[0]
+    work = max(_work(dataclasses.asdict(settings)), 1e-9)
+    batch = int(spec.get("batch_size") or DEFAULT_BATCH_SIZE)
+    best = min(matches, key=lambda c: (round(abs(math.log(c["work"] / work)), 6),
+                                       abs(math.log((c["batch_size"] or batch) / batch))))
     per_attempt = best["seconds"] * _work(dataclasses.asdict(settings)) / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
     count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets
