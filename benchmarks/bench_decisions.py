@@ -87,7 +87,8 @@ def graph_flops(fn, *specs) -> float:
 
 
 def _union(run: str):
-    """The attempts of ``DIR`` or of ``DIR+DIR+...`` (runs made with the same settings)."""
+    """The config and the attempts of ``DIR`` or of ``DIR+DIR+...`` (runs made with the same
+    settings; the config is the first's)."""
     import pandas as pd
 
     from dbayes_tf.attack_settings import settings_type
@@ -106,7 +107,7 @@ def _union(run: str):
         if "verdict_draws" not in frame:  # a run stored before the column: R for every verdict
             frame["verdict_draws"] = config["victim"]["verdict_draws"]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return configs[0], pd.concat(frames, ignore_index=True)
 
 
 def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, str]:
@@ -119,14 +120,14 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
 
     runs = {d: _union(d) for d in run_dirs}
     common = set.intersection(*(set(zip(a["image_id"], a["target"], strict=True))
-                                for a in runs.values()))
+                                for _, a in runs.values()))
     rows = []
     base_seconds = None
-    attack = store.read_config(run_dirs[0].split("+")[0])["attack"]
-    for run_dir, attempts in runs.items():
+    first = runs[run_dirs[0]][0]
+    attack, model = first["attack"], first["model"]
+    for run_dir, (config, attempts) in runs.items():
         key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
         kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
-        config = store.read_config(run_dir.split("+")[0])
         victim, settings = config["victim"], config["settings"]
         seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
         base_seconds = base_seconds or seconds
@@ -147,7 +148,6 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
             f"{base_seconds / seconds:.1f}x |")
     option = f"--section {name} " if name else ""
     name = name or f"bench_decisions_{attack}"
-    model = store.read_config(run_dirs[0].split("+")[0])["model"]
     return (f"<!-- {name}:begin -->\n"
             f"## Cheaper {attack} on {model}: strength on the same {len(common)} attempts "
             "(issue #16)\n\n"

@@ -60,6 +60,14 @@ OPTIONS = ("k", "attack_k", "precision", "decision_precision", "verdict_draws", 
 DEFAULT_PRECISION = "float32"
 
 
+def resolve_precisions(precision: str | None = None,
+                       decision_precision: str | None = None) -> tuple[str, str]:
+    """The arithmetic of the attacker's steps and of its decisions: the decisions follow the
+    steps unless told otherwise."""
+    precision = precision or DEFAULT_PRECISION
+    return precision, decision_precision or precision
+
+
 def resolve_k(model, k: int | None = None) -> int:
     """K for ``model``: ``k`` if given, else the model's default; 1 for a deterministic model."""
     if not model.is_stochastic:
@@ -170,8 +178,7 @@ class Victim:
 
         if max_batch < 1:
             raise ValueError(f"max-query-batch must be >= 1; got {max_batch}")
-        precision = precision or DEFAULT_PRECISION
-        decision_precision = decision_precision or precision
+        precision, decision_precision = resolve_precisions(precision, decision_precision)
         for name, value in (("precision", precision), ("decision-precision", decision_precision)):
             if value not in PRECISIONS:
                 raise ValueError(f"{name} must be one of {', '.join(PRECISIONS)}; got {value!r}")

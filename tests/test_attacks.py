@@ -481,7 +481,6 @@ def test_confirmation_keeps_truncated_deepfool_off_the_noisy_boundary(rng):
     assert upheld["deepfool", 10] >= 0.9, upheld
 
 
-
 class _Optimist:
     """A deterministic classifier of the mean pixel m (class 1 iff m > 1/2) whose bfloat16
     arithmetic favours class 1 by half a nat: it calls class 1 from m > 3/8."""

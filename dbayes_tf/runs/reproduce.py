@@ -35,6 +35,7 @@ from typing import Any
 from .. import reporting
 from ..attack_settings import DEFAULT_BATCH_SIZE, parse_eps, settings_type
 from ..victim import OPTIONS as VICTIM_OPTIONS
+from ..victim import resolve_precisions
 from . import store
 from .store import RunError
 
@@ -504,10 +505,11 @@ def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
 
 
 def planned_victim(options: dict[str, Any]) -> dict[str, Any]:
-    """A plan's ``victim:`` options in the form a run stores them (for ``_levers``): a plan that
-    says nothing of the decisions' precision gets the attacker's, as ``victim.Victim`` does."""
-    return {**options, "decision_precision": options.get("decision_precision")
-            or options.get("precision")}
+    """A plan's ``victim:`` options in the form a run stores them (for ``_levers``): both
+    precisions resolved as ``victim.Victim`` resolves them."""
+    precision, decision_precision = resolve_precisions(options.get("precision"),
+                                                       options.get("decision_precision"))
+    return {**options, "precision": precision, "decision_precision": decision_precision}
 
 
 # setting names of attack runs written before the settings types existed
@@ -564,7 +566,7 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
     batch = int(spec.get("batch_size") or DEFAULT_BATCH_SIZE)
     best = min(matches, key=lambda c: (round(abs(math.log(c["work"] / work)), 6),
                                        abs(math.log((c["batch_size"] or batch) / batch))))
-    per_attempt = best["seconds"] * _work(dataclasses.asdict(settings)) / best["work"]
+    per_attempt = best["seconds"] * work / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
     count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets
     if step.kind == "sweep":
