@@ -110,6 +110,21 @@ def _union(run: str):
     return configs[0], pd.concat(frames, ignore_index=True)
 
 
+def _against_first(kept, base) -> str:
+    """The paired comparison of a run's attempts with the first run's (both indexed by image
+    and target): discordant successes, and the median L2 of each where both succeeded."""
+    from dbayes_tf.stats import format_median
+
+    if kept is base:
+        return "(the reference)"
+    here, there = kept["success"], base["success"].reindex(kept.index, fill_value=False)
+    both = here & there
+    paired = (f"{format_median(kept.loc[both, 'l2'])} and "
+              f"{format_median(base.loc[both[both].index, 'l2'])}" if both.sum() > 1 else "n/a")
+    return (f"{int((here & ~there).sum())} / {int((there & ~here).sum())}; "
+            f"(n={int(both.sum())}) {paired}")
+
+
 def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, str]:
     """Success and median L2 of attack runs on their common attempts, the first as reference;
     and the section's name (one per attack)."""
@@ -122,12 +137,14 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
     common = set.intersection(*(set(zip(a["image_id"], a["target"], strict=True))
                                 for _, a in runs.values()))
     rows = []
-    base_seconds = None
+    base_seconds = base = None
     first = runs[run_dirs[0]][0]
     attack, model = first["attack"], first["model"]
     for run_dir, (config, attempts) in runs.items():
         key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
         kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
+        kept = kept.set_index(["image_id", "target"]).sort_index()
+        base = kept if base is None else base
         victim, settings = config["victim"], config["settings"]
         seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
         base_seconds = base_seconds or seconds
@@ -144,8 +161,8 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
             f"{', up to ' + str(victim['verdict_cap']) if victim.get('verdict_cap') else ''} | "
             f"{format_rate(int(kept['success'].sum()), len(kept))} (n={len(kept)}) | "
             f"{store.undecided_among(kept, victim)} | "
-            f"{format_median(wins['l2']) if len(wins) else 'n/a'} | {seconds:.1f} | "
-            f"{base_seconds / seconds:.1f}x |")
+            f"{format_median(wins['l2']) if len(wins) else 'n/a'} | "
+            f"{_against_first(kept, base)} | {seconds:.1f} | {base_seconds / seconds:.1f}x |")
     option = f"--section {name} " if name else ""
     name = name or f"bench_decisions_{attack}"
     return (f"<!-- {name}:begin -->\n"
@@ -161,10 +178,15 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
             "classified images, 95% Wilson interval; median L2 of the successes, 95% bootstrap "
             "interval; seconds per attempt as each run recorded them (runs made at different "
             "times on the shared machine: the same-run ratios are in \"What a decision on the gc "
-            "VAE-CNN costs\").\n\n"
+            "VAE-CNN costs\"). Where verdicts are coin tosses two runs succeed on different "
+            "attempts, so their medians over successes compare different images; \"against the "
+            "first\" pairs them: the attempts only this run / only the first won, and on the "
+            "attempts both won, the median L2 of this run and of the first (95% bootstrap "
+            "intervals).\n\n"
             "| run | attacker's calls | confirmation draws | verdict draws | success | "
-            "undecided | median L2 | s / attempt | speed vs the first |\n"
-            "|---|---|---|---|---|---|---|---|---|\n"
+            "undecided | median L2 | against the first: won only here / only there; where "
+            "both won (n), median L2 here and there | s / attempt | speed vs the first |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n"
             + "\n".join(rows)
             + f"\n<!-- {name}:end -->\n"), name
 

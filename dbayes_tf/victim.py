@@ -233,6 +233,12 @@ class Victim:
         return self.draws.confirm_draws
 
     @property
+    def steps_are_decisions(self) -> bool:
+        """Whether the attacker's own call is also its decision call (same K and
+        precision), so that an attack may count a step's draw as one of its decision draws."""
+        return self.attack_k == self.k and self.precision == self.decision_precision
+
+    @property
     def num_classes(self) -> int:
         return self.model.num_classes
 

@@ -400,6 +400,77 @@ def test_confirmation_stops_drawing_once_the_outcome_is_settled(rng):
     np.testing.assert_array_equal(queries, [3, 3, 3, 0, 8, 8])
 
 
+def _eager_reference(claims_in_time_order, passes, start_best):
+    """Confirming each claim as it comes, as long as it would be the best so far or the first
+    success of the step: the rule that deferred claims must reproduce."""
+    best, succeeded, tested = start_best, False, 0
+    for l2, key in claims_in_time_order:
+        if l2 < best or not succeeded:
+            tested += 1
+            if passes[key]:
+                succeeded = True
+                best = min(best, l2)
+    return best, succeeded, tested
+
+
+def test_deferred_claims_end_where_confirming_each_claim_at_once_ends(rng):
+    """Each image makes claims in time order (L2 mostly shrinking, as in CW); whether a claim
+    passes its confirmation is fixed in advance (pixel 0 > 0.5 fools the model), so the eager
+    rule and the deferred one can be compared exactly: same best L2, same image, same success,
+    and no more confirmations than the eager rule made."""
+    from dbayes_tf.attacks.utils import DeferredClaims
+
+    def model_fn(x):  # class 1 exactly where the first pixel exceeds 1/2
+        first = x[:, 0, 0, 0]
+        return tf.stack([tf.zeros_like(first), tf.where(first > 0.5, 1.0, -1.0)], axis=1)
+
+    batch, steps = 40, 30
+    claimed = rng.random((steps, batch)) < 0.6
+    l2 = np.sort(rng.random((steps, batch)) * 5, axis=0)[::-1] + 0.3 * rng.random((steps, batch))
+    passes = rng.random((steps, batch)) < 0.3
+    start_best = np.where(rng.random(batch) < 0.3, 2.5, np.inf)  # some succeeded at an earlier c
+    claims = DeferredClaims(np.zeros((batch, 1, 1, 1), np.float32))
+    for step in range(steps):
+        x = np.full((batch, 1, 1, 1), step, np.float32)  # the step, to tell claims apart
+        x[:, 0, 0, 0] = np.where(passes[step], 0.9, 0.1) + step
+        claims.add(claimed[step], l2[step], x)
+    best_l2, best_x = start_best.copy(), np.full((batch, 1, 1, 1), -1.0, np.float32)
+    queries = np.zeros(batch, np.int64)
+    labels = np.ones(batch, np.int64)
+    succeeded = claims.settle(lambda v: model_fn(v - tf.floor(v)), labels, True, 1, queries,
+                              best_l2, best_x)
+    eager_queries = 0
+    for i in range(batch):
+        order = [(l2[t, i], t) for t in range(steps) if claimed[t, i]]
+        want_best, want_success, eager_tests = _eager_reference(order, passes[:, i],
+                                                                start_best[i])
+        eager_queries += eager_tests
+        assert succeeded[i] == want_success
+        assert best_l2[i] == want_best
+        if want_best < start_best[i]:  # the image is the claim's own
+            step = int(np.floor(best_x[i, 0, 0, 0]))
+            assert l2[step, i] == want_best and passes[step, i]
+    assert not claims.lost.any()
+    # fewer confirmations (an image that succeeded at an earlier c may test larger claims the
+    # eager rule skipped, so the saving holds in total, not for every image)
+    assert queries.sum() < 0.7 * eager_queries, (queries.sum(), eager_queries)
+
+
+def test_deferred_claims_say_when_the_kept_ones_ran_out():
+    from dbayes_tf.attacks.utils import DeferredClaims
+
+    def model_fn(x):  # fooled only by images above 1/2
+        return tf.stack([tf.zeros(tf.shape(x)[0]), tf.reshape(x, [-1]) - 0.5], axis=1)
+
+    claims = DeferredClaims(np.zeros((1, 1, 1, 1), np.float32), kept=2)
+    for l2, value in ((3.0, 0.9), (2.0, 0.1), (1.0, 0.1)):  # the two smallest both fail
+        claims.add(np.array([True]), np.array([l2]), np.full((1, 1, 1, 1), value, np.float32))
+    best = np.array([np.inf])
+    succeeded = claims.settle(model_fn, np.ones(1, np.int64), True, 1, np.zeros(1, np.int64),
+                              best, np.zeros((1, 1, 1, 1), np.float32))
+    assert not succeeded[0] and claims.lost[0] and best[0] == np.inf
+
+
 class _Coins:
     """A stochastic 'classifier' of known odds: an image whose pixels hold p is class 1 with
     probability p, else class 0, independently on every draw."""
@@ -410,6 +481,31 @@ class _Coins:
         odds = x[:, 0, 0, 0]
         ones = tf.cast(tf.random.stateless_uniform(tf.shape(odds), seed) < odds, tf.float32)
         return tf.stack([1.0 - ones, ones], axis=1) * 10.0
+
+
+class _CallLog(_Coins):
+    """_Coins that notes the K and precision of every call."""
+
+    def __init__(self):
+        self.calls = set()
+
+    def logits(self, x, k=None, seed=None, *, classes=None, precision="float32"):
+        self.calls.add((k, precision))
+        return super().logits(x, k, seed, classes=classes, precision=precision)
+
+
+def test_cw_decides_at_the_models_k_when_the_attacker_steps_with_fewer_samples():
+    """Carlini's every-step test counts the step's own draw as a decision draw; with K' < K
+    that draw is the attacker's, so the iterate must be checked by a call at K (in the
+    decision precision), as the rivals' checks are."""
+    model = _CallLog()
+    x = np.full((2, 1, 1, 1), 0.5, np.float32)
+    for attack_k, decided_at in ((5, (5, "bfloat16")), (1, (5, "bfloat16"))):
+        model.calls.clear()
+        victim = Victim(model, k=5, attack_k=attack_k, precision="bfloat16", confirm_draws=0)
+        attacks.carlini_wagner_l2(victim, x, np.array([1, 1]), targeted=True, max_iterations=3,
+                                  decision_draws=victim.decision_draws, confirm_draws=0)
+        assert decided_at in model.calls, (attack_k, model.calls)
 
 
 def test_verdicts_draw_more_only_while_the_majority_is_a_coin_toss():

@@ -12,15 +12,15 @@ from tqdm.auto import tqdm
 
 from ..attack_settings import CarliniWagnerL2Settings
 from .utils import (
+    CLAIMS_KEPT,
     AttackOutput,
+    DeferredClaims,
     LossPlateau,
     ModelFn,
     as_images,
     as_labels,
     class_scores,
-    confirm,
     decision_fn,
-    keep_smallest,
     margin,
     mean_logits,
     top_rivals,
@@ -54,10 +54,14 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     an iterate that would become the best so far (or the first success at this c) must also
     fool most of that many fresh draws (``utils.confirm``): a thousand near-boundary tests
     otherwise let the smallest lucky iterate through, and on a K = 10 generative classifier the
-    attack then claimed every image while a fresh majority upheld 10-75% of them.
+    attack then claimed every image while a fresh majority upheld 10-75% of them. The claims
+    are confirmed when the search step at that c ends, smallest first
+    (``utils.DeferredClaims``): the same outcome as confirming each as it comes, with one
+    confirmation per step instead of one per improving check.
 
     With ``check_every`` = 1 and no ``rivals`` (Carlini's way) every step's iterate is tested,
-    its own draw being one of the decision draws. Otherwise the test is a check made every
+    its own draw being one of the decision draws when the step's call is the decision call
+    (a victim's ``steps_are_decisions``). Otherwise the test is a check made every
     ``check_every`` steps (and after the last): all classes at the model's K in the attacker's
     decision precision (``utils.decision_fn``), ``decision_draws`` draws; the steps in between
     only move. ``rivals`` > 0: each check also picks, per image, the ``rivals`` strongest classes
@@ -84,7 +88,10 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     scale, offset = (high - low) / 2, (high + low) / 2
     # tanh space; shrink a hair so that arctanh stays finite at the box edges
     w_start = tf.atanh(tf.clip_by_value((x - offset) / scale, -1, 1) * 0.999999)
-    every_step = check_every == 1 and rivals == 0
+    # a step's own draw may count as a decision draw only where the attacker's call is the
+    # decision call: with K' < K or another precision every step is checked at K instead
+    every_step = (check_every == 1 and rivals == 0
+                  and getattr(model_fn, "steps_are_decisions", True))
     aim_first = tf.zeros_like(labels)  # with a class subset, the aim is its first column
 
     def to_image(w):
@@ -139,6 +146,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     best_x = x.numpy().copy()
     steps = np.zeros(batch, np.int64)
     queries = np.zeros(batch, np.int64)
+    claims_lost = np.zeros(batch, np.int64)
     bar = tqdm(total=binary_search_steps * max_iterations, desc="cw_l2", disable=not progress,
                leave=False, unit="step")
     for search_step in range(binary_search_steps):
@@ -147,7 +155,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
             const = np.where(upper < 1e10, upper, const)
         w = tf.identity(w_start)
         m, v = tf.zeros_like(w), tf.zeros_like(w)
-        succeeded = np.zeros(batch, bool)
+        claims = DeferredClaims(best_x, kept=CLAIMS_KEPT if confirm_draws else 1)
         c_tensor = tf.constant(const, tf.float32)
         plateau = LossPlateau(max_iterations, abort_early)
         classes = top_rivals(check(x), labels, rivals) if subsets else None
@@ -168,16 +176,17 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
                     is_adv = (margin(mean, labels, targeted) > confidence).numpy()
                     if subsets:
                         classes = top_rivals(mean, labels, rivals)
-            l2 = l2.numpy()
-            is_adv = confirm(model_fn, x_new, is_adv & ((l2 < best_l2) | ~succeeded), labels,
-                             targeted, confirm_draws, queries)
-            keep_smallest(best_l2, best_x, is_adv, l2, x_new)
-            succeeded |= is_adv
+            if is_adv.any():
+                claims.add(is_adv, l2.numpy(), x_new)
             bar.update(1)
             if stalled:
                 bar.update(max_iterations - iteration - 1)
                 break
+        succeeded = claims.settle(model_fn, labels, targeted, confirm_draws, queries, best_l2,
+                                  best_x)
+        claims_lost += claims.lost
         update_constants(const, lower, upper, succeeded)
     bar.close()
     return AttackOutput(x_adv=best_x, steps=steps, queries=queries,
-                        found=np.isfinite(best_l2), extras={"const": const})
+                        found=np.isfinite(best_l2),
+                        extras={"const": const, "claims_lost": claims_lost})
