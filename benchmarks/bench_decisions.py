@@ -5,7 +5,7 @@ Not a test: it measures, and writes its section of ``results/benchmarks/README.m
 
     python benchmarks/bench_decisions.py [--repeats 3] [--batch 20] [--iterations 50] \\
         [--model-dir results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25] \\
-        [--cnn-dir results/models/mnist_cnn_cosine]
+        [--cnn-dir results/models/mnist_cnn_cosine] [--deepfool-images 4]
     python benchmarks/bench_decisions.py --paired FULL_RUN CHEAP_RUN [CHEAP_RUN ...]
 
 ``--paired`` compares attack runs made on the same attempts (image, target): success and median
@@ -25,6 +25,8 @@ the reference (round after round), and reported as min and median over the round
   against the attacker's K', class subsets (``rivals``, checked every ``check_every`` steps on
   every class at K = 10) and bfloat16 for the steps and for the checks; and the CNN's CW step
   in float32 and bfloat16 (each claim then confirmed by one float32 call).
+- DeepFool: a whole untargeted attack on GC-10 per image, with and without the confirmation of
+  each stop by R fresh draws, plain and ``pairwise``.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ import tensorflow as tf  # noqa: E402
 
 from dbayes_tf import attacks, data, reporting  # noqa: E402
 from dbayes_tf import distributions as dist  # noqa: E402
+from dbayes_tf.attack_settings import DeepFoolSettings  # noqa: E402
 from dbayes_tf.runs.train import load_model  # noqa: E402
 from dbayes_tf.victim import Victim  # noqa: E402
 
@@ -121,8 +124,11 @@ def _against_first(kept, base) -> str:
     both = here & there
     paired = (f"{format_median(kept.loc[both, 'l2'])} and "
               f"{format_median(base.loc[both[both].index, 'l2'])}" if both.sum() > 1 else "n/a")
+    found = kept["attack_found"] & base["attack_found"].reindex(kept.index, fill_value=False)
+    larger = (kept.loc[found, "l2"] > base.loc[found[found].index, "l2"]).mean()
     return (f"{int((here & ~there).sum())} / {int((there & ~here).sum())}; "
-            f"(n={int(both.sum())}) {paired}")
+            f"(n={int(both.sum())}) {paired}; both found (n={int(found.sum())}): "
+            f"{larger:.0%} larger here")
 
 
 def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, str]:
@@ -180,15 +186,22 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
             "times on the shared machine: the same-run ratios are in \"What a decision on the gc "
             "VAE-CNN costs\"). Where verdicts are coin tosses two runs succeed on different "
             "attempts, so their medians over successes compare different images; \"against the "
-            "first\" pairs them: the attempts only this run / only the first won, and on the "
+            "first\" pairs them: the attempts only this run / only the first won; on the "
             "attempts both won, the median L2 of this run and of the first (95% bootstrap "
-            "intervals).\n\n"
+            "intervals); and of the attempts where both attacks claimed an adversarial "
+            "(before the verdict), the share where this run's is larger.\n\n"
             "| run | attacker's calls | confirmation draws | verdict draws | success | "
             "undecided | median L2 | against the first: won only here / only there; where "
-            "both won (n), median L2 here and there | s / attempt | speed vs the first |\n"
+            "both won (n), median L2 here and there; where both claimed, larger here | "
+            "s / attempt | speed vs the first |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n"
             + "\n".join(rows)
             + f"\n<!-- {name}:end -->\n"), name
+
+
+def _deepfool_label(pairwise: bool, confirm_draws) -> str:
+    return (f"DeepFool on GC-10{', pairwise' if pairwise else ''}, "
+            f"{'unconfirmed' if confirm_draws == 0 else 'stops confirmed'}")
 
 
 def main(argv=None) -> int:
@@ -199,6 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=20, help="images per call / attack batch")
     parser.add_argument("--iterations", type=int, default=50,
                         help="CW steps timed per round (a subset run checks once before the first)")
+    parser.add_argument("--deepfool-images", type=int, default=4,
+                        help="images of the DeepFool rows (a whole untargeted attack each)")
     parser.add_argument("--out", default="results/benchmarks/README.md")
     parser.add_argument("--section", default=None,
                         help="--paired: the section's name (default bench_decisions_ATTACK)")
@@ -255,6 +270,16 @@ def main(argv=None) -> int:
         jobs[f"cnn {precision}"] = lambda victim=victim: attacks.carlini_wagner_l2(
             victim, x, targets, targeted=True, max_iterations=args.iterations,
             abort_early=False, confirm_draws=victim.confirm_draws)
+    # DeepFool on GC-10 with and without the confirmation of its stops, plain and pairwise:
+    # the confirmation's price in the same run (issue #16 asks at most 2x)
+    df_x, df_labels = x[:args.deepfool_images], labels[:args.deepfool_images]
+    for pairwise in (False, True):
+        settings = DeepFoolSettings.build({"pairwise": pairwise})
+        for confirm_draws in (0, None):  # None: the victim's default, R fresh draws
+            victim = Victim(model, confirm_draws=confirm_draws, seed=0)
+            jobs[_deepfool_label(pairwise, confirm_draws)] = (
+                lambda settings=settings, victim=victim: settings.run(
+                    victim, df_x, df_labels, targeted=False, seed=0))
     for job in jobs.values():  # trace and warm up
         job()
     times = {name: [] for name in jobs}
@@ -290,6 +315,13 @@ def main(argv=None) -> int:
         low, median = stats(f"cnn {precision}", per)
         rows.append(f"| CW step on the CNN, {precision} | {low * 1e3:.2f} | "
                     f"{median * 1e3:.2f} | per step and image | {cnn_base / median:.1f}x |")
+    for pairwise in (False, True):
+        unconfirmed = stats(_deepfool_label(pairwise, 0), args.deepfool_images)[1]
+        for confirm_draws in (0, None):
+            low, median = stats(_deepfool_label(pairwise, confirm_draws), args.deepfool_images)
+            rows.append(f"| {_deepfool_label(pairwise, confirm_draws)} | {low * 1e3:.0f} | "
+                        f"{median * 1e3:.0f} | per image | "
+                        f"{median / unconfirmed:.2f}x the unconfirmed time |")
 
     env = reporting.environment()
     table = ("| what | min (ms) | median (ms) | rate | speed-up |\n|---|---|---|---|---|\n"
@@ -299,7 +331,8 @@ def main(argv=None) -> int:
         "## What a decision on the gc VAE-CNN costs (issue #16)\n\n"
         f"Made by: `python benchmarks/bench_decisions.py --model-dir {args.model_dir} "
         f"--cnn-dir {args.cnn_dir} "
-        f"--repeats {args.repeats} --batch {args.batch} --iterations {args.iterations}`: "
+        f"--repeats {args.repeats} --batch {args.batch} --iterations {args.iterations} "
+        f"--deepfool-images {args.deepfool_images}`: "
         f"{args.repeats} interleaved rounds after a warm-up, the first {args.batch} MNIST test "
         "images (targets: label + 1). The gradient step's "
         f"{step_flops / 1e9:.1f} GFLOP are TensorFlow's profiler's count; speed-ups are of "
@@ -308,7 +341,9 @@ def main(argv=None) -> int:
         "checks on every class at K = 10 (3 draws) every `check_every` steps, in bfloat16 "
         "unless said otherwise. The CNN rows test every step (as paper 1's Table 1 runs it); "
         "in bfloat16 each claim that would become the best is confirmed by one float32 "
-        "call.\n\n"
+        f"call. The DeepFool rows attack the first {args.deepfool_images} images untargeted "
+        "at K = 10 with its defaults, each stop confirmed by R = 10 fresh draws or not; "
+        "their last column is the time against the same DeepFool unconfirmed.\n\n"
         f"{table}\n\n"
         f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; TensorFlow "
         f"{env['tensorflow']}, Keras {env['keras']}.\n"

@@ -21,6 +21,7 @@ from dbayes_tf.attack_settings import REGISTRY as ATTACK_REGISTRY
 from dbayes_tf.configs import (
     ARCHS,
     DECODER_BIAS_INITS,
+    DETECTION_METHODS,
     LIKELIHOODS,
     LR_SCHEDULES,
     MODEL_NAMES,
@@ -567,9 +568,9 @@ def _read_image_ids(path: str, dataset: str) -> tuple[int, ...]:
 
 
 @main.command()
-@click.option("--method", type=click.Choice(["recon", "logit", "marginal", "kl"]), required=True,
-              help="recon: reconstruction distance (paper 1); logit: log p(x, F(x)) (paper 2); "
-                   "marginal: log p(x); kl: KL(p_bar_c || p(y|x)).")
+@click.option("--method", type=click.Choice(list(DETECTION_METHODS)), required=True,
+              help="; ".join(f"{name}: {what}" for name, what in DETECTION_METHODS.items())
+              + ".")
 @click.option("--detector-model", type=click.Path(), required=True,
               help="Run directory of a trained generative model (gc, gfz or dfz).")
 @click.option("--adv", "attack_dirs", type=click.Path(), multiple=True, required=True,

@@ -19,6 +19,14 @@ ARCHS = ("mlp", "cnn")
 # Arithmetic of a model's heavy layers on a pass: float32, or bfloat16 (float32 weights, bf16
 # matmuls and convolutions; what AMX-BF16 / AVX512-BF16 CPUs and GPUs speed up).
 PRECISIONS = ("float32", "bfloat16")
+# The detectors (dbayes_tf.detection, one class each) and what each scores; here, without
+# TensorFlow, so that the command line can offer them before TensorFlow loads.
+DETECTION_METHODS = {
+    "recon": "reconstruction distance (paper 1)",
+    "logit": "log p(x, F(x)) (paper 2)",
+    "marginal": "log p(x)",
+    "kl": "KL(p_bar_c || p(y|x))",
+}
 
 
 @dataclasses.dataclass

@@ -179,3 +179,4 @@ def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     assert estimate(plan, step, recorded[:1]) == 2.0 * 10 * 9  # the only one recorded
     other = [{**recorded[1], "levers": _levers({"k": 10, "attack_k": 1}, {})}]
     assert estimate(plan, step, other) is None  # other levers: no estimate
+

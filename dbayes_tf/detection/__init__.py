@@ -1,5 +1,6 @@
 """Detectors of adversarial inputs built on a conditional generative model; one per file, one
 interface (:class:`Detector`: ``fit``, ``score``, ``calibrate``, ``flag``)."""
+from ..configs import DETECTION_METHODS
 from .base import Detector
 from .kl import KLDetector
 from .logit import LogitDetector
@@ -8,6 +9,9 @@ from .reconstruction import ReconstructionDetector
 
 DETECTORS = {"recon": ReconstructionDetector, "logit": LogitDetector,
              "marginal": MarginalDetector, "kl": KLDetector}
+if set(DETECTORS) != set(DETECTION_METHODS):  # the command line offers DETECTION_METHODS
+    raise ImportError(f"detectors {sorted(DETECTORS)} and DETECTION_METHODS "
+                      f"{sorted(DETECTION_METHODS)} differ")
 
 
 def make_detector(method: str, model, **kwargs) -> Detector:

@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import reporting
 from ..attack_settings import DEFAULT_BATCH_SIZE, parse_eps, settings_type
+from ..configs import DETECTION_METHODS
 from ..victim import OPTIONS as VICTIM_OPTIONS
 from ..victim import resolve_precisions
 from . import store
@@ -169,11 +170,9 @@ def _check(plan: Plan) -> None:
             if "eps_sweep" in plan.attacks[attack]:
                 raise RunError(f"{where}: detection {name}: {attack} is a sweep, not an attack "
                                "run with adversarial images")
-        from ..detection import DETECTORS
-
-        if spec.get("method") not in DETECTORS:
+        if spec.get("method") not in DETECTION_METHODS:
             raise RunError(f"{where}: detection {name}: method must be one of "
-                           f"{sorted(DETECTORS)}; got {spec.get('method')!r}")
+                           f"{sorted(DETECTION_METHODS)}; got {spec.get('method')!r}")
         unknown = sorted(set(spec.get("options") or {}) - set(DETECTION_OPTIONS))
         if unknown:
             raise RunError(f"{where}: detection {name}: unknown option(s) {unknown}; known: "
