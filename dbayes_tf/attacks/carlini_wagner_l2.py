@@ -146,7 +146,6 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     best_x = x.numpy().copy()
     steps = np.zeros(batch, np.int64)
     queries = np.zeros(batch, np.int64)
-    claims_lost = np.zeros(batch, np.int64)
     bar = tqdm(total=binary_search_steps * max_iterations, desc="cw_l2", disable=not progress,
                leave=False, unit="step")
     for search_step in range(binary_search_steps):
@@ -155,7 +154,8 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
             const = np.where(upper < 1e10, upper, const)
         w = tf.identity(w_start)
         m, v = tf.zeros_like(w), tf.zeros_like(w)
-        claims = DeferredClaims(best_x, kept=CLAIMS_KEPT if confirm_draws else 1)
+        claims = DeferredClaims(model_fn, labels, targeted, confirm_draws, queries, best_l2,
+                                best_x, kept=CLAIMS_KEPT if confirm_draws else 1)
         c_tensor = tf.constant(const, tf.float32)
         plateau = LossPlateau(max_iterations, abort_early)
         classes = top_rivals(check(x), labels, rivals) if subsets else None
@@ -182,11 +182,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
             if stalled:
                 bar.update(max_iterations - iteration - 1)
                 break
-        succeeded = claims.settle(model_fn, labels, targeted, confirm_draws, queries, best_l2,
-                                  best_x)
-        claims_lost += claims.lost
-        update_constants(const, lower, upper, succeeded)
+        update_constants(const, lower, upper, claims.settle())
     bar.close()
     return AttackOutput(x_adv=best_x, steps=steps, queries=queries,
-                        found=np.isfinite(best_l2),
-                        extras={"const": const, "claims_lost": claims_lost})
+                        found=np.isfinite(best_l2), extras={"const": const})

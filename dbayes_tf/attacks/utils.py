@@ -207,64 +207,76 @@ def confirm(model_fn: ModelFn, candidates, claimed: np.ndarray, labels, targeted
     return accepted
 
 
-# How many of its smallest claims an image keeps for the end of a search step. Confirmation
-# tests them smallest first and stops at the first that passes, so more are needed only when
-# this many in a row fail; each costs one image of memory (28 x 28 x 128 floats: 0.4 MB).
+# How many claims an image holds before confirming them early (each costs one image of memory:
+# 28 x 28 x 128 floats are 0.4 MB); early or at the end, the outcome is the same.
 CLAIMS_KEPT = 128
 
 
 class DeferredClaims:
     """The claims an optimiser makes during one search step (of a binary search over c), kept
-    until the step ends and confirmed then, smallest first, each image stopping at its first
-    confirmed claim.
+    and confirmed later, smallest first, each image stopping at its first confirmed claim.
 
-    Confirming each claim when it is made, as long as it would become the best so far, ends in
-    the same place: the smallest claim that passes its confirmation, every smaller one having
-    failed, and the step succeeded if any claim passes. The optimiser's path does not depend on
-    confirmations, so deferring them changes only how many are made. An attack that claims a
-    shrinking iterate every check (CW's usual course) confirmed it dozens of times per step, on
-    a K = 10 generative classifier about a third of the attempt's cost; deferred, a step needs
-    one confirmation plus one per failure below it."""
+    Confirming each claim when it is made, as long as it would become the best so far or the
+    step's first success, ends in the same place: the smallest claim that passes its
+    confirmation, every smaller one having failed, and the step succeeded if any claim passes.
+    The optimiser's path does not depend on confirmations, so deferring them changes only how
+    many are made. An attack that claims a shrinking iterate at every check (CW's usual course)
+    confirmed it dozens of times per step; deferred, a step needs one confirmation plus one
+    per failure below it. An image whose ``kept`` places are full has its claims confirmed
+    there and then, which leaves nothing untested behind.
 
-    def __init__(self, example, kept: int = CLAIMS_KEPT):
-        example = np.asarray(example)
-        batch = example.shape[0]
+    ``best_l2`` and ``best_x`` (the attack's best so far) are updated in place; ``succeeded``
+    says which images have had a claim confirmed in this step.
+    """
+
+    def __init__(self, model_fn: ModelFn, labels, targeted: bool, draws: int,
+                 queries: np.ndarray, best_l2: np.ndarray, best_x: np.ndarray,
+                 kept: int = CLAIMS_KEPT):
+        self.model_fn, self.labels, self.targeted = model_fn, labels, targeted
+        self.draws, self.queries = draws, queries
+        self.best_l2, self.best_x = best_l2, best_x
+        batch = len(best_l2)
+        self.succeeded = np.zeros(batch, bool)
         self.l2 = np.full((batch, kept), np.inf)
-        self.x = np.zeros((batch, kept) + example.shape[1:], np.float32)
-        # claims left out for lack of room: they matter only if every kept one fails
-        self.dropped = np.zeros(batch, bool)
+        self.x = np.zeros((batch, kept) + best_x.shape[1:], np.float32)
 
     def add(self, claimed: np.ndarray, l2: np.ndarray, candidates) -> None:
-        """Keep the claimed candidates, each image its ``kept`` smallest."""
-        index = np.flatnonzero(claimed)
+        """Keep the claims that could still matter: smaller than the best so far, or any
+        before the step's first success."""
+        wanted = claimed & ((l2 < self.best_l2) | ~self.succeeded)
+        full = wanted & np.isfinite(self.l2).all(axis=1)
+        if full.any():
+            self._settle(full)
+            wanted &= (l2 < self.best_l2) | ~self.succeeded
+        index = np.flatnonzero(wanted)
         if not len(index):
             return
-        slot = np.argmax(self.l2[index], axis=1)  # each image's largest kept (or a free) slot
-        fits = l2[index] < self.l2[index, slot]
-        self.dropped[index] |= np.isfinite(self.l2[index, slot])
-        index, slot = index[fits], slot[fits]
+        slot = np.argmax(np.isinf(self.l2[index]), axis=1)  # each image's first free place
         self.l2[index, slot] = l2[index]
         self.x[index, slot] = np.asarray(candidates)[index]
 
-    def settle(self, model_fn: ModelFn, labels, targeted: bool, draws: int,
-               queries: np.ndarray, best_l2: np.ndarray, best_x: np.ndarray) -> np.ndarray:
-        """Confirm (``confirm``, ``draws`` fresh draws), update the best so far in place and
-        return which images had a claim confirmed in this step. ``lost`` then marks the images
-        whose kept claims all failed while larger ones had been dropped."""
+    def settle(self) -> np.ndarray:
+        """Confirm every claim still held; returns ``succeeded``."""
+        self._settle(np.isfinite(self.l2).any(axis=1))
+        return self.succeeded
+
+    def _settle(self, images: np.ndarray) -> None:
         order = np.argsort(self.l2, axis=1)
-        succeeded = np.zeros(len(order), bool)
         rows = np.arange(len(order))
+        settled = ~images
         for rank in range(order.shape[1]):
             slot = order[:, rank]
-            open_ = ~succeeded & np.isfinite(self.l2[rows, slot])
+            open_ = ~settled & np.isfinite(self.l2[rows, slot])
             if not open_.any():
                 break
             x_try, l2_try = self.x[rows, slot], self.l2[rows, slot]
-            passed = confirm(model_fn, x_try, open_, labels, targeted, draws, queries)
-            keep_smallest(best_l2, best_x, passed, l2_try, x_try)
-            succeeded |= passed
-        self.lost = ~succeeded & self.dropped  # where deferring differs from confirming at once
-        return succeeded
+            passed = confirm(self.model_fn, x_try, open_, self.labels, self.targeted,
+                             self.draws, self.queries)
+            keep_smallest(self.best_l2, self.best_x, passed, l2_try, x_try)
+            self.succeeded |= passed
+            settled |= passed
+        # a claim that failed is done with, and once one passed the larger ones cannot matter
+        self.l2[images] = np.inf
 
 
 def keep_smallest(best_l2: np.ndarray, best_x: np.ndarray, is_adv: np.ndarray,
