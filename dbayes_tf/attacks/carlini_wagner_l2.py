@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 
 from ..attack_settings import CarliniWagnerL2Settings
 from .utils import (
-    CLAIMS_KEPT,
     AttackOutput,
     DeferredClaims,
     LossPlateau,
@@ -155,7 +154,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         w = tf.identity(w_start)
         m, v = tf.zeros_like(w), tf.zeros_like(w)
         claims = DeferredClaims(model_fn, labels, targeted, confirm_draws, queries, best_l2,
-                                best_x, kept=CLAIMS_KEPT if confirm_draws else 1)
+                                best_x)
         c_tensor = tf.constant(const, tf.float32)
         plateau = LossPlateau(max_iterations, abort_early)
         classes = top_rivals(check(x), labels, rivals) if subsets else None

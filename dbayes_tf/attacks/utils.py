@@ -237,6 +237,7 @@ class DeferredClaims:
         self.best_l2, self.best_x = best_l2, best_x
         batch = len(best_l2)
         self.succeeded = np.zeros(batch, bool)
+        kept = kept if draws else 1  # unconfirmed, every claim passes: only the smallest matters
         self.l2 = np.full((batch, kept), np.inf)
         self.x = np.zeros((batch, kept) + best_x.shape[1:], np.float32)
 
