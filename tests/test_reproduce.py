@@ -163,6 +163,19 @@ def test_dry_run_costs_come_from_runs_with_the_same_levers():
     assert _levers(planned_victim({"k": 10}), {}) == _levers({"k": 10}, {})
 
 
+def test_dry_run_costs_come_from_runs_with_as_many_decision_draws():
+    from dbayes_tf.runs.reproduce import _same_draws
+    from dbayes_tf.victim import STOCHASTIC_DECISION_DRAWS
+
+    one = {"stochastic": True, "decision_draws": 1}
+    default = {"stochastic": True, "decision_draws": STOCHASTIC_DECISION_DRAWS}
+    assert _same_draws({"decision_draws": 1}, one) and not _same_draws({}, one)
+    assert _same_draws({}, default) and not _same_draws({"decision_draws": 1}, default)
+    assert _same_draws({}, {"k": 10})  # a run stored before the draws were recorded
+    # a deterministic model decides on one call whatever the plan asks
+    assert _same_draws({"decision_draws": 5}, {"stochastic": False, "decision_draws": 1})
+
+
 def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     from types import SimpleNamespace
 

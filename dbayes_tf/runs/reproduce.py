@@ -36,7 +36,7 @@ from .. import reporting
 from ..attack_settings import DEFAULT_BATCH_SIZE, parse_eps, settings_type
 from ..configs import DETECTION_METHODS
 from ..victim import OPTIONS as VICTIM_OPTIONS
-from ..victim import resolve_precisions
+from ..victim import STOCHASTIC_DECISION_DRAWS, resolve_precisions
 from . import store
 from .store import RunError
 
@@ -495,12 +495,23 @@ def _work(settings: dict[str, Any]) -> float:
 def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
     """What besides K and the work changes an attempt's cost many times over: the attacker's
     K', precision and class subsets (issue #16), as a run stores them (``victim``: its
-    config.json entry), at their "as before" values when unsaid."""
+    config.json entry), at their "as before" values when unsaid. The decision draws are the
+    fifth lever (``_same_draws``)."""
     attack_k = victim.get("attack_k")
     return (None if attack_k in (None, victim.get("k")) else int(attack_k),
             victim.get("precision") or "float32",
             victim.get("decision_precision") or "float32", int(settings.get("rivals") or 0),
             int(settings.get("check_every") or 1))
+
+
+def _same_draws(planned: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether a stored run made its decisions on as many draws as the plan asks. A plan that
+    does not say asks for the default, which a stored run holds resolved; a deterministic
+    model makes every decision on one call whatever it was asked."""
+    if not stored.get("stochastic", True):
+        return True
+    wanted = planned.get("decision_draws") or STOCHASTIC_DECISION_DRAWS
+    return int(stored.get("decision_draws") or STOCHASTIC_DECISION_DRAWS) == int(wanted)
 
 
 def planned_victim(options: dict[str, Any]) -> dict[str, Any]:
@@ -534,7 +545,8 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
                 LEGACY_NAMES.get(k, k): v for k, v in config["settings"].get("params", {}).items()}
             attack = config.get("attack") or config["settings"].get("attack")
             victim = config.get("victim") or {"k": config["settings"].get("k")}
-            found.append({"model": Path(config["model_dir"]).name, "attack": attack,
+            found.append({"run": str(summary.parent), "model": Path(config["model_dir"]).name,
+                          "attack": attack, "victim": victim,
                           "k": victim.get("k"), "work": _work(settings),
                           "levers": _levers(victim, settings),
                           "batch_size": config.get("batch_size"),
@@ -543,10 +555,18 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
 
 
 def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | None:
-    """Seconds an attack step should take, from the closest recorded run (same model folder,
-    attack and levers, K from the step's victim when it says one; closest in work per attempt,
-    then in batch size, which decides how far a step's fixed costs are shared), scaled by the
-    work per attempt."""
+    """Seconds an attack step should take (``closest_cost``), or None when nothing recorded
+    matches."""
+    found = closest_cost(plan, step, costs)
+    return None if found is None else found[0]
+
+
+def closest_cost(plan: Plan, step: Step,
+                 costs: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
+    """Seconds an attack step should take and the recorded run they come from: the closest
+    recorded run (same model folder, attack and levers, K from the step's victim when it says
+    one; closest in work per attempt, then in batch size, which decides how far a step's fixed
+    costs are shared), scaled by the work per attempt."""
     if step.kind not in ("attack", "sweep"):
         return None
     spec = step.spec
@@ -558,7 +578,8 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
     k = victim.get("k")
     levers = _levers(victim, dataclasses.asdict(settings))
     matches = [c for c in costs if c["model"] == model and c["attack"] == attack
-               and (k is None or c["k"] in (None, k)) and c["levers"] == levers]
+               and (k is None or c["k"] in (None, k)) and c["levers"] == levers
+               and _same_draws(victim, c.get("victim") or {})]
     if not matches:
         return None
     work = max(_work(dataclasses.asdict(settings)), 1e-9)
@@ -570,7 +591,7 @@ def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | Non
     count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets
     if step.kind == "sweep":
         count *= len(spec["eps_sweep"])
-    return per_attempt * count
+    return per_attempt * count, best
 
 
 def dry_run_text(plan: Plan, out: Path, roots) -> str:
@@ -580,12 +601,16 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
              f"seed {plan.seed}, into {out}", ""]
     total, unknown = 0.0, []
     for step, state in reproduction.status():
-        seconds = None if state in ("done", "reused") else estimate(plan, step, costs)
-        if seconds is not None:
+        found = None if state in ("done", "reused") else closest_cost(plan, step, costs)
+        cost = ""
+        if found is not None:
+            seconds, basis = found
             total += seconds
+            batch = f"batch {basis['batch_size']}" if basis["batch_size"] else "batch unrecorded"
+            cost = (f"  ~{_duration(seconds)} (from {basis.get('run', '?')}: "
+                    f"{basis['seconds']:.1f} s per attempt, {batch})")
         elif state in ("to do", "partial") and step.kind in ("attack", "sweep", "model"):
             unknown.append(step.name)
-        cost = "" if seconds is None else f"  ~{_duration(seconds)}"
         lines.append(f"  {state:8s} {step.kind:8s} {step.name}{cost}")
     bound = "at least " if unknown else ""
     lines += ["", f"estimated time for the attacks left: {bound}{_duration(total)} (from the "
