@@ -91,24 +91,24 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     # decision call: with K' < K or another precision every step is checked at K instead
     every_step = (check_every == 1 and rivals == 0
                   and getattr(model_fn, "steps_are_decisions", True))
+    aim_first = tf.zeros_like(labels)  # with a class subset, the aim is its first column
 
     def to_image(w):
         return tf.tanh(w) * scale + offset
 
-    def margin_of(logits, aims, classes):
-        # with a class subset, the aim is its first column
-        return margin(logits, aims if classes is None else tf.zeros_like(aims), targeted)
+    def margin_of(logits, classes):
+        return margin(logits, labels if classes is None else aim_first, targeted)
 
     @tf.function(reduce_retracing=True)
-    def adam_step(w, m, v, t, const, classes, x_from, aims):
+    def adam_step(w, m, v, t, const, classes):
         with tf.GradientTape() as tape:
             tape.watch(w)
             x_new = to_image(w)
-            l2 = tf.reduce_sum(tf.square(x_new - x_from), axis=[1, 2, 3])
+            l2 = tf.reduce_sum(tf.square(x_new - x), axis=[1, 2, 3])
             logits = class_scores(model_fn, x_new, classes)
             # Carlini's max(-margin, -kappa), shifted by kappa: same gradient, never negative,
             # so abort-early's "no longer falling" test keeps its meaning for kappa > 0
-            hinge = tf.maximum(confidence - margin_of(logits, aims, classes), 0.0)
+            hinge = tf.maximum(confidence - margin_of(logits, classes), 0.0)
             loss_each = l2 + const * hinge
             total = tf.reduce_sum(loss_each)
         grad = tape.gradient(total, w)
@@ -117,21 +117,21 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         m_hat = m / (1 - _ADAM_BETA1 ** t)
         v_hat = v / (1 - _ADAM_BETA2 ** t)
         w = w - learning_rate * m_hat / (tf.sqrt(v_hat) + _ADAM_EPS)
-        return w, m, v, x_new, l2, logits, loss_each
+        return w, m, v, x_new, l2, logits, tf.reduce_sum(loss_each)
 
     @tf.function(reduce_retracing=True)
-    def step_margin(x_new, logits_of_step, aims):
+    def step_margin(x_new, logits_of_step):
         """Carlini's every-step test: the step's own draw and decision_draws - 1 more."""
         if decision_draws == 1:
-            return margin(logits_of_step, aims, targeted)
+            return margin(logits_of_step, labels, targeted)
         extra = tf.concat([x_new] * (decision_draws - 1), axis=0)
-        more = tf.reshape(model_fn(extra), [decision_draws - 1, tf.shape(x_new)[0], -1])
+        more = tf.reshape(model_fn(extra), [decision_draws - 1, batch, -1])
         mean = (tf.reduce_sum(more, axis=0) + logits_of_step) / decision_draws
-        return margin(mean, aims, targeted)
+        return margin(mean, labels, targeted)
 
-    def check(x_now, searching):
+    def check(x_now):
         """All classes at the model's K: the mean logits of decision_draws draws."""
-        queries[searching] += decision_draws
+        queries[:] += decision_draws
         return mean_logits(decision_fn(model_fn), x_now, decision_draws)
 
     subsets = False
@@ -151,55 +151,36 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         # Carlini: on the last of many steps, retry with the upper bound
         if binary_search_steps >= 10 and search_step == binary_search_steps - 1:
             const = np.where(upper < 1e10, upper, const)
-        # the images still searching at this c, and their state: an image whose loss has
-        # stopped falling leaves, so that its result does not depend on its batch-mates
-        searching = np.arange(batch)
-        x_from, aims, w = x, labels, tf.identity(w_start)
+        w = tf.identity(w_start)
         m, v = tf.zeros_like(w), tf.zeros_like(w)
-        c_tensor = tf.constant(const, tf.float32)
         claims = DeferredClaims(model_fn, labels, targeted, confirm_draws, queries, best_l2,
                                 best_x)
+        c_tensor = tf.constant(const, tf.float32)
         plateau = LossPlateau(max_iterations, abort_early)
-        classes = top_rivals(check(x, searching), labels, rivals) if subsets else None
+        classes = top_rivals(check(x), labels, rivals) if subsets else None
         for iteration in range(max_iterations):
-            w, m, v, x_new, l2, logits, loss_each = adam_step(
-                w, m, v, tf.constant(iteration + 1, tf.float32), c_tensor, classes, x_from,
-                aims)
-            steps[searching] += 1
-            stalled = plateau.stalled(loss_each.numpy())
-            last = iteration == max_iterations - 1
+            w, m, v, x_new, l2, logits, loss = adam_step(w, m, v, tf.constant(
+                iteration + 1, tf.float32), c_tensor, classes)
+            steps += 1
+            stalled = plateau.stalled(loss)
+            last = stalled or iteration == max_iterations - 1
             if every_step:
-                is_adv = (step_margin(x_new, logits, aims) > confidence).numpy()
-                queries[searching] += decision_draws
+                is_adv = (step_margin(x_new, logits) > confidence).numpy()
+                queries += decision_draws
             else:
-                queries[searching] += 1  # the step's own call (check() counts its draws)
-                is_adv = np.zeros(len(searching), bool)
-                if (iteration + 1) % check_every == 0 or last or stalled.any():
-                    mean = check(x_new, searching)
-                    is_adv = (margin(mean, aims, targeted) > confidence).numpy()
+                queries += 1  # the step's own call (check() counts its draws)
+                is_adv = np.zeros(batch, bool)
+                if (iteration + 1) % check_every == 0 or last:
+                    mean = check(x_new)
+                    is_adv = (margin(mean, labels, targeted) > confidence).numpy()
                     if subsets:
-                        classes = top_rivals(mean, aims, rivals)
+                        classes = top_rivals(mean, labels, rivals)
             if is_adv.any():
-                claimed = np.zeros(batch, bool)
-                claimed[searching] = is_adv
-                l2_all = np.full(batch, np.inf)
-                l2_all[searching] = l2.numpy()
-                candidates = np.zeros_like(best_x)
-                candidates[searching[is_adv]] = x_new.numpy()[is_adv]
-                claims.add(claimed, l2_all, candidates)
+                claims.add(is_adv, l2.numpy(), x_new)
             bar.update(1)
-            if stalled.all() or last:
+            if stalled:
                 bar.update(max_iterations - iteration - 1)
                 break
-            if stalled.any():
-                going = ~stalled
-                searching = searching[going]
-                plateau.keep(going)
-                kept = tf.constant(np.flatnonzero(going))
-                w, m, v, x_from, aims, c_tensor = (tf.gather(t, kept) for t in
-                                                   (w, m, v, x_from, aims, c_tensor))
-                if classes is not None:
-                    classes = tf.gather(classes, kept)
         update_constants(const, lower, upper, claims.settle())
     bar.close()
     return AttackOutput(x_adv=best_x, steps=steps, queries=queries,

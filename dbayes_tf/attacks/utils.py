@@ -142,35 +142,23 @@ def update_constants(const: np.ndarray, lower: np.ndarray, upper: np.ndarray,
 
 
 class LossPlateau:
-    """Carlini's abort-early, robust to a noisy loss: a loss (one number, or one per image)
-    has stalled when its sum over the latest window of max_iterations / 10 steps is no lower
-    than 99.99% of the window before. A caller that goes on after a stall (see ``zoo``) gets
-    the next window compared with this one; one that drops images drops their state with
-    :meth:`keep`."""
+    """Carlini's abort-early, robust to a noisy loss: stop when the summed loss of the latest
+    window of max_iterations / 10 steps is no lower than 99.99% of the window before. A caller
+    that goes on after a stall (see ``zoo``) gets the next window compared with this one."""
 
     def __init__(self, max_iterations: int, enabled: bool = True):
         self.window = max(1, max_iterations // 10)
         self.enabled = enabled
-        self.previous = self.current = None
-        self.steps = 0
+        self.previous, self.current, self.steps = np.inf, 0.0, 0
 
-    def stalled(self, loss) -> np.ndarray:
-        """Whether each loss has stalled (a 0-d array for a single loss)."""
-        loss = np.asarray(loss, np.float64)
-        if self.current is None:
-            self.previous, self.current = np.full(loss.shape, np.inf), np.zeros(loss.shape)
-        self.current = self.current + loss
+    def stalled(self, loss) -> bool:
+        self.current += float(loss)
         self.steps += 1
         if self.steps % self.window:
-            return np.zeros(loss.shape, bool)
-        stalled = self.enabled & (self.current > self.previous * 0.9999)
-        self.previous, self.current = self.current, np.zeros(loss.shape)
+            return False
+        stalled = self.enabled and self.current > self.previous * 0.9999
+        self.previous, self.current = self.current, 0.0
         return stalled
-
-    def keep(self, kept: np.ndarray) -> None:
-        """Go on with the losses where ``kept`` is True only."""
-        if self.current is not None:
-            self.previous, self.current = self.previous[kept], self.current[kept]
 
 
 # A bare majority is not enough: among the many near-boundary iterates an optimiser tests, some
