@@ -157,7 +157,8 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
         wins = kept[kept["success"]]
         levers = (f"rivals {settings.get('rivals', 0)}, check every "
                   f"{settings.get('check_every', 1)} in "
-                  f"{victim.get('decision_precision', 'float32')}" if attack == "cw_l2" else
+                  f"{victim.get('decision_precision', 'float32')} on "
+                  f"{victim.get('decision_draws', 1)} draw(s)" if attack == "cw_l2" else
                   f"pairwise {settings.get('pairwise', False)}")
         names = " + ".join(f"`{Path(part).name}`" for part in run_dir.split("+"))
         rows.append(
