@@ -73,6 +73,8 @@ CW_VARIANTS = (
      "float32"),
     ("K' = 2, 2 rivals, bfloat16, checks every 10", 2, 2, 10, "bfloat16", "bfloat16"),
     ("K' = 5, 2 rivals, bfloat16, checks every 10", 5, 2, 10, "bfloat16", "bfloat16"),
+    ("K' = 2, 2 rivals, bfloat16, checks every 10 on 1 draw", 2, 2, 10, "bfloat16",
+     "bfloat16", 1),
 )
 
 
@@ -252,9 +254,11 @@ def main(argv=None) -> int:
     step_flops = graph_flops(gradient["float32"], tf.TensorSpec(x.shape, tf.float32),
                              tf.TensorSpec([2], tf.int32))
 
-    def cw_round(attack_k, rivals, check_every, precision, decision_precision):
+    def cw_round(attack_k, rivals, check_every, precision, decision_precision,
+                 decision_draws=None):
         victim = Victim(model, attack_k=attack_k, precision=precision,
-                        decision_precision=decision_precision, seed=0)
+                        decision_precision=decision_precision, decision_draws=decision_draws,
+                        seed=0)
         return lambda: attacks.carlini_wagner_l2(
             victim, x, targets, targeted=True, max_iterations=args.iterations,
             abort_early=False, rivals=rivals, check_every=check_every,
@@ -339,7 +343,7 @@ def main(argv=None) -> int:
         f"{step_flops / 1e9:.1f} GFLOP are TensorFlow's profiler's count; speed-ups are of "
         "medians, against the first row of their group. The CW rows time "
         f"{args.iterations} Adam steps (abort-early and confirmation off) and include the "
-        "checks on every class at K = 10 (3 draws) every `check_every` steps, in bfloat16 "
+        "checks on every class at K = 10 (3 draws) every `check_every` steps, in bfloat16, "
         "unless said otherwise. The CNN rows test every step (as paper 1's Table 1 runs it); "
         "in bfloat16 each claim that would become the best is confirmed by one float32 "
         f"call. The DeepFool rows attack the first {args.deepfool_images} images untargeted "
