@@ -176,3 +176,20 @@ def test_settings_added_later_read_as_the_stored_run_ran():
     assert CarliniWagnerL2Settings.completed(stored) == CarliniWagnerL2Settings().to_dict()
     changed = CarliniWagnerL2Settings.build({"rivals": 2, "check_every": 10}).to_dict()
     assert CarliniWagnerL2Settings.completed(changed) == changed
+
+
+def test_runs_record_how_the_cpu_computes_bfloat16(tmp_path):
+    """The attacks' bfloat16 levers pay on AMX hosts only, so every run records which kind of
+    host made it."""
+    from dbayes_tf import reporting
+
+    def kind(flags):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\nbogomips\t: 1\n")
+        return reporting.cpu_bfloat16(path)
+
+    assert kind("avx512f avx512_bf16 amx_bf16 amx_tile") == "amx"
+    assert kind("avx512f avx512_bf16") == "avx512_bf16"
+    assert kind("avx2") == "none"
+    assert reporting.cpu_bfloat16(tmp_path / "absent") == "unknown"
+    assert reporting.environment()["cpu_bfloat16"] in ("amx", "avx512_bf16", "none", "unknown")
