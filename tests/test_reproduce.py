@@ -179,7 +179,7 @@ def test_dry_run_costs_come_from_runs_with_as_many_decision_draws():
 def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     from types import SimpleNamespace
 
-    from dbayes_tf.runs.reproduce import Step, _levers, estimate
+    from dbayes_tf.runs.reproduce import Step, _levers, closest_cost
 
     plan = SimpleNamespace(models={"gc": {"run": "results/models/gc_run"}}, n_images=10)
     step = Step("attack", "cw_gc", {"model": "gc", "attack": "cw_l2", "targeted": "all",
@@ -188,8 +188,9 @@ def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     recorded = [{"model": "gc_run", "attack": "cw_l2", "k": 10, "work": 1000.0,
                  "levers": levers, "batch_size": size, "seconds": seconds}
                 for size, seconds in ((9, 2.0), (18, 1.0), (90, 0.5))]
-    assert estimate(plan, step, recorded) == 1.0 * 10 * 9  # the fast preset: 1 x 1,000 steps
-    assert estimate(plan, step, recorded[:1]) == 2.0 * 10 * 9  # the only one recorded
+    # the fast preset: 1 x 1,000 steps; the cost recorded at the plan's batch of 18
+    assert closest_cost(plan, step, recorded) == (1.0 * 10 * 9, recorded[1])
+    assert closest_cost(plan, step, recorded[:1]) == (2.0 * 10 * 9, recorded[0])  # the only one
     other = [{**recorded[1], "levers": _levers({"k": 10, "attack_k": 1}, {})}]
-    assert estimate(plan, step, other) is None  # other levers: no estimate
+    assert closest_cost(plan, step, other) is None  # other levers: no estimate
 

@@ -554,13 +554,6 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
     return found
 
 
-def estimate(plan: Plan, step: Step, costs: list[dict[str, Any]]) -> float | None:
-    """Seconds an attack step should take (``closest_cost``), or None when nothing recorded
-    matches."""
-    found = closest_cost(plan, step, costs)
-    return None if found is None else found[0]
-
-
 def closest_cost(plan: Plan, step: Step,
                  costs: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
     """Seconds an attack step should take and the recorded run they come from: the closest
