@@ -6,7 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from dbayes_cli.main import main
-from dbayes_tf import attacks
+from dbayes_tf import attacks, reporting
 
 
 def _plan(tmp_path, trained_runs, **changes):
@@ -92,6 +92,14 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert dry.exit_code == 0 and "partial  attack   deepfool_gc" in dry.output
     assert "done     sweep    sweep_gc" in dry.output, dry.output
     assert "to do    attack   cw_mlp" in dry.output
+    # the costs came from runs made on this CPU a moment ago: no guess across kinds of CPU
+    assert f"this CPU's bfloat16: {reporting.cpu_bfloat16()}" in dry.output
+    assert "another kind of CPU" not in dry.output
+    # each table's share of the time left (the steps its rows name), from costs of the same
+    # steps run a moment ago in tmp_path / "a"
+    by_table = next(line for line in dry.output.splitlines() if line.startswith("by table:"))
+    assert "paper1_table1 " in by_table and "paper1_table1 at least" not in by_table, by_table
+    assert "acc " not in by_table  # its model is reused: nothing left to do
     monkeypatch.setattr(attacks, "deepfool", real)
     resumed = _reproduce(plan, "--out", tmp_path / "b")
     assert resumed.exit_code == 0, resumed.output
@@ -194,3 +202,22 @@ def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     other = [{**recorded[1], "levers": _levers({"k": 10, "attack_k": 1}, {})}]
     assert closest_cost(plan, step, other) is None  # other levers: no estimate
 
+
+
+def test_dry_run_prefers_costs_recorded_on_a_cpu_of_this_kind():
+    from types import SimpleNamespace
+
+    from dbayes_tf.runs.reproduce import Step, _levers, closest_cost
+
+    plan = SimpleNamespace(models={"gc": {"run": "results/models/gc_run"}}, n_images=10)
+    step = Step("attack", "cw_gc", {"model": "gc", "attack": "cw_l2", "targeted": "all",
+                                    "batch_size": 18})
+    base = {"model": "gc_run", "attack": "cw_l2", "k": 10, "levers": _levers({"k": 10}, {}),
+            "batch_size": 18}
+    amx = {**base, "work": 1000.0, "host": "amx", "seconds": 1.0}
+    # the same work and batch, but another kind of CPU: chosen over a closer match elsewhere
+    vector = {**base, "work": 5000.0, "host": "avx512_bf16", "seconds": 10.0}
+    assert closest_cost(plan, step, [amx, vector], host="avx512_bf16") == (2.0 * 90, vector)
+    assert closest_cost(plan, step, [amx, vector], host="amx") == (1.0 * 90, amx)
+    # none recorded on this kind: the closest of the others still gives an estimate
+    assert closest_cost(plan, step, [amx], host="none") == (1.0 * 90, amx)

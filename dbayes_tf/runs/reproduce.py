@@ -494,14 +494,15 @@ def _work(settings: dict[str, Any]) -> float:
 
 def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
     """What besides K and the work changes an attempt's cost many times over: the attacker's
-    K', precision and class subsets (issue #16), as a run stores them (``victim``: its
-    config.json entry), at their "as before" values when unsaid. The decision draws are the
-    fifth lever (``_same_draws``)."""
+    K', precision, class subsets and screened checks (issue #16), as a run stores them
+    (``victim``: its config.json entry), at their "as before" values when unsaid. The decision
+    draws are one more lever (``_same_draws``)."""
     attack_k = victim.get("attack_k")
     return (None if attack_k in (None, victim.get("k")) else int(attack_k),
             victim.get("precision") or "float32",
             victim.get("decision_precision") or "float32", int(settings.get("rivals") or 0),
-            int(settings.get("check_every") or 1))
+            int(settings.get("check_every") or 1),
+            float(settings.get("recheck_within", math.inf)))
 
 
 def _same_draws(planned: dict[str, Any], stored: dict[str, Any]) -> bool:
@@ -545,21 +546,25 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
                 LEGACY_NAMES.get(k, k): v for k, v in config["settings"].get("params", {}).items()}
             attack = config.get("attack") or config["settings"].get("attack")
             victim = config.get("victim") or {"k": config["settings"].get("k")}
+            host = (config.get("environment") or {}).get("cpu_bfloat16", "unknown")
             found.append({"run": str(summary.parent), "model": Path(config["model_dir"]).name,
                           "attack": attack, "victim": victim,
                           "k": victim.get("k"), "work": _work(settings),
                           "levers": _levers(victim, settings),
-                          "batch_size": config.get("batch_size"),
+                          "batch_size": config.get("batch_size"), "host": host,
                           "seconds": float(row["seconds_per_attempt"])})
     return found
 
 
-def closest_cost(plan: Plan, step: Step,
-                 costs: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
+def closest_cost(plan: Plan, step: Step, costs: list[dict[str, Any]], *,
+                 host: str | None = None) -> tuple[float, dict[str, Any]] | None:
     """Seconds an attack step should take and the recorded run they come from: the closest
     recorded run (same model folder, attack and levers, K from the step's victim when it says
-    one; closest in work per attempt, then in batch size, which decides how far a step's fixed
-    costs are shared), scaled by the work per attempt."""
+    one; recorded on a CPU of this ``host``'s kind (``reporting.cpu_bfloat16``, this machine's
+    when None) if any was, since the bfloat16 levers cost 0.57x to 1.75x of float32 depending
+    on it; then closest in work per attempt, then in batch size, which decides how far a
+    step's fixed costs are shared), scaled by the work per attempt."""
+    host = host or reporting.cpu_bfloat16()
     if step.kind not in ("attack", "sweep"):
         return None
     spec = step.spec
@@ -577,7 +582,8 @@ def closest_cost(plan: Plan, step: Step,
         return None
     work = max(_work(dataclasses.asdict(settings)), 1e-9)
     batch = int(spec.get("batch_size") or DEFAULT_BATCH_SIZE)
-    best = min(matches, key=lambda c: (round(abs(math.log(c["work"] / work)), 6),
+    best = min(matches, key=lambda c: (c.get("host", "unknown") != host,
+                                       round(abs(math.log(c["work"] / work)), 6),
                                        abs(math.log((c["batch_size"] or batch) / batch))))
     per_attempt = best["seconds"] * work / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
@@ -590,18 +596,24 @@ def closest_cost(plan: Plan, step: Step,
 def dry_run_text(plan: Plan, out: Path, roots) -> str:
     reproduction = Reproduction(plan, out)
     costs = recorded_costs(roots)
+    host = reporting.cpu_bfloat16()
     lines = [f"plan {plan.name} at scale {plan.scale}: {plan.n_images} test images per dataset, "
-             f"seed {plan.seed}, into {out}", ""]
-    total, unknown = 0.0, []
+             f"seed {plan.seed}, into {out}", f"this CPU's bfloat16: {host}", ""]
+    total, unknown, elsewhere, estimates = 0.0, [], [], {}
     for step, state in reproduction.status():
-        found = None if state in ("done", "reused") else closest_cost(plan, step, costs)
+        found = None if state in ("done", "reused") else closest_cost(plan, step, costs,
+                                                                      host=host)
         cost = ""
         if found is not None:
             seconds, basis = found
             total += seconds
+            estimates[step.name] = seconds
             batch = f"batch {basis['batch_size']}" if basis["batch_size"] else "batch unrecorded"
+            recorded_on = basis.get("host", "unknown")
+            if recorded_on != host:
+                elsewhere.append(step.name)
             cost = (f"  ~{_duration(seconds)} (from {basis.get('run', '?')}: "
-                    f"{basis['seconds']:.1f} s per attempt, {batch})")
+                    f"{basis['seconds']:.1f} s per attempt, {batch}, bfloat16: {recorded_on})")
         elif state in ("to do", "partial") and step.kind in ("attack", "sweep", "model"):
             unknown.append(step.name)
         lines.append(f"  {state:8s} {step.kind:8s} {step.name}{cost}")
@@ -611,7 +623,32 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
               "iterations)"]
     if unknown:
         lines.append(f"no recorded cost for (not in the estimate): {', '.join(unknown)}")
+    by_table = []
+    for table in plan.tables:
+        if table.get("kind") == "costs":  # names the same steps as the tables it prices
+            continue
+        names = set(_step_names(table.get("rows")))
+        left = [name for name in names if name in estimates or name in unknown]
+        if left:
+            bound = "at least " if any(name in unknown for name in left) else ""
+            seconds = sum(estimates.get(name, 0.0) for name in left)
+            by_table.append(f"{table['id']} {bound}{_duration(seconds)}")
+    if by_table:
+        lines.append(f"by table: {'; '.join(by_table)}")
+    if elsewhere:
+        lines.append(f"costs recorded on another kind of CPU (or one not recorded), so a "
+                     f"guess for this one: {', '.join(elsewhere)}")
     return "\n".join(lines)
+
+
+def _step_names(rows) -> list[str]:
+    """The step names a table's rows refer to, however nested (a detection row names its
+    detection and its attack)."""
+    if isinstance(rows, str):
+        return [rows]
+    if isinstance(rows, dict):
+        rows = list(rows.values())
+    return [name for row in rows or [] for name in _step_names(row)]
 
 
 def _duration(seconds: float) -> str:
