@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -59,8 +58,8 @@ DEFAULT_CNN_DIR = "results/models/mnist_cnn_cosine"
 # bfloat16 each claim that would become the best is confirmed by one float32 call
 CNN_PRECISIONS = ("float32", "bfloat16")
 MATMUL_SIZE = 2048
-# (label, attack_k, rivals, check_every, precision, decision_precision[, decision_draws[,
-# recheck_within]]); the first is the cost of the committed tables
+# (label, attack_k, rivals, check_every, precision, decision_precision[, decision_draws]); the
+# first is the cost of the committed tables
 CW_VARIANTS = (
     ("as the committed tables (K = 10, all classes, every step)", None, 0, 1, "float32",
      "float32"),
@@ -77,9 +76,6 @@ CW_VARIANTS = (
     ("K' = 2, 2 rivals, bfloat16, checks every 10 on 1 draw", 2, 2, 10, "bfloat16",
      "bfloat16", 1),
     ("K' = 2, 2 rivals, checks every 10", 2, 2, 10, "float32", "float32"),
-    # the screen's best case: from the clean image every margin is far from winning
-    ("K' = 2, 2 rivals, checks every 10, the rest of the draws only within 10 nats", 2, 2, 10,
-     "float32", "float32", None, 10.0),
 )
 
 
@@ -138,11 +134,6 @@ def _against_first(kept, base) -> str:
             f"{larger:.0%} larger here")
 
 
-def _screen(recheck_within: float) -> str:
-    return "" if math.isinf(float(recheck_within)) else (
-        f", the rest only within {float(recheck_within):g} nats")
-
-
 def _host(config: dict) -> str:
     """The kind of CPU a run's seconds were recorded on: its ``cpu_bfloat16``, or for runs
     made before that was recorded, the platform (this machine's two hosts differ in it)."""
@@ -178,8 +169,7 @@ def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, s
         levers = (f"rivals {settings.get('rivals', 0)}, check every "
                   f"{settings.get('check_every', 1)} in "
                   f"{victim.get('decision_precision', 'float32')} on "
-                  f"{victim.get('decision_draws', 1)} draw(s)"
-                  + _screen(settings.get("recheck_within", math.inf)) if attack == "cw_l2" else
+                  f"{victim.get('decision_draws', 1)} draw(s)" if attack == "cw_l2" else
                   f"pairwise {settings.get('pairwise', False)}")
         names = " + ".join(f"`{Path(part).name}`" for part in run_dir.split("+"))
         rows.append(
@@ -275,15 +265,14 @@ def main(argv=None) -> int:
                              tf.TensorSpec([2], tf.int32))
 
     def cw_round(attack_k, rivals, check_every, precision, decision_precision,
-                 decision_draws=None, recheck_within=math.inf):
+                 decision_draws=None):
         victim = Victim(model, attack_k=attack_k, precision=precision,
                         decision_precision=decision_precision, decision_draws=decision_draws,
                         seed=0)
         return lambda: attacks.carlini_wagner_l2(
             victim, x, targets, targeted=True, max_iterations=args.iterations,
             abort_early=False, rivals=rivals, check_every=check_every,
-            recheck_within=recheck_within, decision_draws=victim.decision_draws,
-            confirm_draws=0)
+            decision_draws=victim.decision_draws, confirm_draws=0)
 
     jobs = {"matmul": lambda: matmul().numpy(),
             "gradient float32": lambda: gradient["float32"](x, dist.as_seed(1)).numpy(),

@@ -209,16 +209,12 @@ class CarliniWagnerL2Settings(AttackSettings):
     check_every: int = setting(1, "test the iterate every this many steps, on all classes at "
                                   "the model's K (1 without rivals: every step, Carlini's way)",
                                legacy=1)
-    recheck_within: float = setting(
-        math.inf, "nats: a check draws once per image, and the rest of its decision draws only "
-                  "where that draw's margin is within this of winning (inf: every draw for "
-                  "every image)", legacy=math.inf)
 
     def validate(self) -> None:
         if self.binary_steps < 1 or self.iterations < 1:
             raise ValueError("cw_l2 needs binary_steps >= 1 and iterations >= 1")
-        if self.rivals < 0 or self.check_every < 1 or not self.recheck_within > 0:
-            raise ValueError("cw_l2 needs rivals >= 0, check_every >= 1 and recheck_within > 0")
+        if self.rivals < 0 or self.check_every < 1:
+            raise ValueError("cw_l2 needs rivals >= 0 and check_every >= 1")
         if self.lr <= 0 or self.initial_const <= 0 or self.confidence < 0:
             raise ValueError("cw_l2 needs lr > 0, initial_const > 0 and confidence >= 0")
 
@@ -230,8 +226,7 @@ class CarliniWagnerL2Settings(AttackSettings):
             binary_search_steps=self.binary_steps, max_iterations=self.iterations,
             learning_rate=self.lr, initial_const=self.initial_const,
             abort_early=self.abort_early, rivals=self.rivals, check_every=self.check_every,
-            recheck_within=self.recheck_within, decision_draws=victim.decision_draws,
-            confirm_draws=victim.confirm_draws,
+            decision_draws=victim.decision_draws, confirm_draws=victim.confirm_draws,
             box=victim.box, progress=progress)
 
 

@@ -242,7 +242,7 @@ def test_cheap_cw_on_a_generative_classifier_stores_its_levers_and_old_runs_stil
                 "10", "--draws", "3", "--batch-size", "4")
     assert _attack(runner, trained_runs["gc"], plain, *old_args).exit_code == 0
     config = store.read_config(plain)
-    for added in ("rivals", "check_every", "recheck_within"):
+    for added in ("rivals", "check_every"):
         del config["settings"][added]
     store.write_config(plain, "attack", config)
     frame = pd.read_csv(plain / "attempts.csv")

@@ -168,45 +168,6 @@ def test_cw_l2_claims_on_a_class_subset_hold_on_every_class(small_mlp, correct_s
     np.testing.assert_array_equal(predicted, targets[out.found])
 
 
-def test_checks_draw_again_only_where_the_first_draw_is_close():
-    """A check's first draw decides alone where the margin is far below winning; the images
-    within reach get the mean of every draw, exactly."""
-    from dbayes_tf.attacks.utils import screened_mean_logits
-
-    calls = []
-
-    def model_fn(x):  # class 1's logit is the image's pixel, plus one per call made before
-        calls.append(int(x.shape[0]))
-        pixel = tf.reshape(x, [tf.shape(x)[0], -1])[:, :1]
-        return tf.concat([tf.zeros_like(pixel), pixel + len(calls) - 1], axis=1)
-
-    x = np.array([-20.0, -0.5, 0.3, -30.0], np.float32).reshape(4, 1, 1, 1)
-    queries = np.zeros(4, np.int64)
-    logits = screened_mean_logits(model_fn, tf.constant(x), tf.constant([1, 1, 1, 1]), True,
-                                  3, queries, floor=-10.0).numpy()
-    assert calls == [4, 4]  # all four once, then the two close ones twice, in one call
-    assert list(queries) == [1, 3, 3, 1]
-    # the close ones: (first + 2 x second call) / 3 = pixel + 2/3; the far ones: the first
-    np.testing.assert_allclose(logits[:, 1], [-20.0, -0.5 + 2 / 3, 0.3 + 2 / 3, -30.0],
-                               rtol=1e-6)
-
-
-def test_cw_l2_with_screened_checks_attacks_as_before_at_fewer_draws(small_mlp, correct_slice):
-    """On a deterministic model every draw is the same, so screening the checks may change
-    only what they cost, not one step of the attack."""
-    x, y = correct_slice
-    targets = (y + 3) % 10
-    runs = {within: attacks.carlini_wagner_l2(small_mlp.logits, x, targets, targeted=True,
-                                              max_iterations=60, learning_rate=5e-2,
-                                              initial_const=1.0, rivals=2, check_every=5,
-                                              decision_draws=3, recheck_within=within)
-            for within in (np.inf, 2.0)}
-    np.testing.assert_array_equal(runs[2.0].x_adv, runs[np.inf].x_adv)
-    np.testing.assert_array_equal(runs[2.0].found, runs[np.inf].found)
-    assert (runs[2.0].queries < runs[np.inf].queries).any()
-    assert (runs[2.0].queries <= runs[np.inf].queries).all()
-
-
 def test_victim_attacks_with_its_own_k_and_precision_but_judges_with_the_models(trained_runs,
                                                                                 mnist_small):
     gc = load_model(trained_runs["gc"])  # K = 5

@@ -171,7 +171,7 @@ def test_settings_added_later_read_as_the_stored_run_ran():
     from dbayes_tf.attack_settings import CarliniWagnerL2Settings
 
     stored = CarliniWagnerL2Settings().to_dict()
-    for added in ("rivals", "check_every", "recheck_within"):
+    for added in ("rivals", "check_every"):
         del stored[added]
     assert CarliniWagnerL2Settings.completed(stored) == CarliniWagnerL2Settings().to_dict()
     changed = CarliniWagnerL2Settings.build({"rivals": 2, "check_every": 10}).to_dict()

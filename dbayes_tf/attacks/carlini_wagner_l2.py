@@ -22,7 +22,6 @@ from .utils import (
     decision_fn,
     margin,
     mean_logits,
-    screened_mean_logits,
     top_rivals,
     update_constants,
 )
@@ -40,7 +39,6 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
                       initial_const: float = _DEFAULT.initial_const,
                       abort_early: bool = _DEFAULT.abort_early,
                       rivals: int = _DEFAULT.rivals, check_every: int = _DEFAULT.check_every,
-                      recheck_within: float = _DEFAULT.recheck_within,
                       decision_draws: int = 1, confirm_draws: int = 0,
                       box: tuple[float, float] = (0.0, 1.0),
                       progress: bool = False) -> AttackOutput:
@@ -71,18 +69,15 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
     of a step on every class; the margin only needs the strongest rival, so while the ranking
     holds the steps are the full ones. Together with an attacker's K' < K (``Victim``) this is
     what makes a CW attempt on a K = 10 generative classifier affordable
-    (``benchmarks/bench_decisions.py``). A finite ``recheck_within`` (nats) spends a check's
-    draws where they matter: each image draws once, and only those whose margin on that draw is
-    within ``recheck_within`` of winning draw the rest (``utils.screened_mean_logits``).
+    (``benchmarks/bench_decisions.py``).
 
     References:
         Carlini, Wagner. Towards evaluating the robustness of neural networks. IEEE S&P 2017.
     """
     if binary_search_steps < 1 or max_iterations < 1 or decision_draws < 1:
         raise ValueError("binary_search_steps, max_iterations and decision_draws must be >= 1")
-    if confirm_draws < 0 or rivals < 0 or check_every < 1 or not recheck_within > 0:
-        raise ValueError("confirm_draws and rivals must be >= 0, check_every >= 1, "
-                         "recheck_within > 0")
+    if confirm_draws < 0 or rivals < 0 or check_every < 1:
+        raise ValueError("confirm_draws and rivals must be >= 0, check_every >= 1")
     if learning_rate <= 0 or initial_const <= 0 or confidence < 0:
         raise ValueError("learning_rate and initial_const must be > 0, confidence >= 0")
     x = as_images(x)
@@ -135,13 +130,9 @@ def carlini_wagner_l2(model_fn: ModelFn, x, labels, *, targeted: bool = False,
         return margin(mean, labels, targeted)
 
     def check(x_now):
-        """All classes at the model's K: the mean logits of decision_draws draws (past the
-        first, only where they can matter)."""
-        if np.isinf(recheck_within):
-            queries[:] += decision_draws
-            return mean_logits(decision_fn(model_fn), x_now, decision_draws)
-        return screened_mean_logits(decision_fn(model_fn), x_now, labels, targeted,
-                                    decision_draws, queries, floor=confidence - recheck_within)
+        """All classes at the model's K: the mean logits of decision_draws draws."""
+        queries[:] += decision_draws
+        return mean_logits(decision_fn(model_fn), x_now, decision_draws)
 
     subsets = False
     if rivals > 0:  # a victim knows its classes; any other callable is asked once

@@ -113,28 +113,6 @@ def mean_logits(model_fn: ModelFn, x: tf.Tensor, draws: int) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(logits, [draws, -1, tf.shape(logits)[-1]]), axis=0)
 
 
-def screened_mean_logits(model_fn: ModelFn, x: tf.Tensor, labels: tf.Tensor, targeted: bool,
-                         draws: int, queries: np.ndarray, *, floor: float) -> tf.Tensor:
-    """``mean_logits`` of ``draws`` draws where they can matter: every image gets one draw,
-    and only those whose margin on it is above ``floor`` get the other ``draws`` - 1; the rest
-    keep their one draw. With ``floor`` several times a draw's spread below the decision's
-    threshold, an image left at one draw would not have crossed it on the mean either, so
-    the test decides the same at the cost of about one draw where the iterate is far from
-    the boundary (most checks of a search step whose c is still too small). Counts each
-    image's draws in ``queries`` (in place)."""
-    first = model_fn(x)
-    queries += 1
-    if draws == 1:
-        return first
-    close = np.flatnonzero(margin(first, labels, targeted).numpy() > floor)
-    if close.size == 0:
-        return first
-    queries[close] += draws - 1
-    rest = mean_logits(model_fn, tf.gather(x, close), draws - 1)
-    mean = (tf.gather(first, close) + (draws - 1) * rest) / draws
-    return tf.tensor_scatter_nd_update(first, close[:, None], mean)
-
-
 def flat_norm(v: tf.Tensor, p: float) -> tf.Tensor:
     """Per-example L_p norm of a batch [B, ...]."""
     v = tf.reshape(v, [tf.shape(v)[0], -1])

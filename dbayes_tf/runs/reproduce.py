@@ -494,15 +494,14 @@ def _work(settings: dict[str, Any]) -> float:
 
 def _levers(victim: dict[str, Any], settings: dict[str, Any]) -> tuple:
     """What besides K and the work changes an attempt's cost many times over: the attacker's
-    K', precision, class subsets and screened checks (issue #16), as a run stores them
+    K', precision and class subsets (issue #16), as a run stores them
     (``victim``: its config.json entry), at their "as before" values when unsaid. The decision
     draws are one more lever (``_same_draws``)."""
     attack_k = victim.get("attack_k")
     return (None if attack_k in (None, victim.get("k")) else int(attack_k),
             victim.get("precision") or "float32",
             victim.get("decision_precision") or "float32", int(settings.get("rivals") or 0),
-            int(settings.get("check_every") or 1),
-            float(settings.get("recheck_within", math.inf)))
+            int(settings.get("check_every") or 1))
 
 
 def _same_draws(planned: dict[str, Any], stored: dict[str, Any]) -> bool:
