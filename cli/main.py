@@ -646,10 +646,13 @@ def detect(method, detector_model, attack_dirs, fpr, threshold, per_class, k, n_
                    "that do not exist are skipped).")
 @click.option("--report-only", is_flag=True,
               help="Write REPORT.md from the steps finished so far; run nothing.")
+@click.option("--step", "steps", multiple=True, metavar="NAME",
+              help="Run only this step (repeatable) and the steps it reads, e.g. one row of a "
+                   "long table in its own process; the report shows the rest as not run yet.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def reproduce(plan, out, scale, dry_run, cost_roots, report_only, data_dir, quiet):
+def reproduce(plan, out, scale, dry_run, cost_roots, report_only, steps, data_dir, quiet):
     """Run an experiment plan (configs/*.yaml): train or reuse its models, attack them all on
     one fixed set of test images, run its detections, and write OUT/REPORT.md with every table
     beside the paper's numbers.
@@ -670,7 +673,7 @@ def reproduce(plan, out, scale, dry_run, cost_roots, report_only, data_dir, quie
     if report_only:
         runner.report_only()
         return
-    runner.run()
+    runner.run(only=steps)
 
 
 def _seed_everything(seed: int) -> None:

@@ -106,6 +106,23 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert (tmp_path / "b" / "REPORT.md").read_text() == report
 
 
+def test_one_step_runs_alone_with_the_steps_it_reads(tmp_path, trained_runs):
+    attacks_ = {"sweep_gc": {"model": "gc", "attack": "fgsm", "settings": {"eps": "0:0.2:0.1"}},
+                "deepfool_gc": {"model": "gc", "attack": "deepfool", "batch_size": 2,
+                                "settings": {"iterations": 3, "candidates": 3},
+                                "victim": {"k": 2, "verdict_draws": 3}}}
+    plan = _plan(tmp_path, trained_runs, tables=[], attacks=attacks_,
+                 models={"gc": {"run": str(trained_runs["gc"])}})
+    result = _reproduce(plan, "--out", tmp_path / "a", "--step", "logit_gc")
+    assert result.exit_code == 0, result.output
+    made = {path.name for path in (tmp_path / "a" / "attacks").iterdir()}
+    assert made == {"deepfool_gc"}  # the detection's attack; not the sweep
+    assert (tmp_path / "a" / "detections" / "logit_gc" / "detect_logit.csv").is_file()
+    unknown = _reproduce(plan, "--out", tmp_path / "a", "--step", "nope")
+    assert unknown.exit_code == 1 and "has no step nope" in unknown.output
+    assert "sweep_gc" in unknown.output  # and lists the steps it has
+
+
 def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     plan = _plan(tmp_path, trained_runs, tables=[], detections={},
                  attacks={"sweep_gc": {"model": "gc", "attack": "fgsm",

@@ -89,6 +89,27 @@ class Plan:
                     steps.append(Step("detect", detection, waiting.pop(detection)))
         return steps  # in dependency order: models, their evaluations, attacks, detections
 
+    def with_needs(self, names) -> set[str]:
+        """Step keys of the steps ``names`` and of every step they read (an attack its model,
+        a detection its detector and attacks); unknown names are refused with the known."""
+        by_name = {step.name: step for step in self.steps()}
+        unknown = sorted(set(names) - set(by_name))
+        if unknown:
+            raise RunError(f"{self.name} has no step {', '.join(unknown)}; its steps: "
+                           f"{', '.join(by_name)}")
+        keys, waiting = set(), list(names)
+        while waiting:
+            step = by_name[waiting.pop()]
+            if step.key in keys:
+                continue
+            keys.add(step.key)
+            spec = step.spec
+            if step.kind in ("attack", "sweep", "evaluate"):
+                waiting.append(spec["model"])
+            elif step.kind == "detect":
+                waiting += [spec["detector"], *spec["attacks"]]
+        return keys
+
 
 def _deep_merge(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
@@ -293,9 +314,13 @@ class Reproduction:
             out.append((step, state))
         return out
 
-    def run(self) -> bool:
-        """Run every unfinished step; returns whether anything was made."""
+    def run(self, only=None) -> bool:
+        """Run every unfinished step (``only``: of these step names and the steps they read);
+        returns whether anything was made."""
         status = self.status()
+        if only:
+            wanted = self.plan.with_needs(only)
+            status = [(step, state) for step, state in status if step.key in wanted]
         changed = [s.key for s, state in status if state == "changed"]
         if changed:
             raise RunError(f"{self.out}: {', '.join(changed)} were made with other settings than "
