@@ -43,14 +43,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dbayes_tf import attacks, data, reporting  # noqa: E402
+from dbayes_tf import attacks, data  # noqa: E402
 from dbayes_tf import distributions as dist  # noqa: E402
 from dbayes_tf.attack_settings import DeepFoolSettings  # noqa: E402
 from dbayes_tf.runs.train import load_model  # noqa: E402
 from dbayes_tf.victim import Victim  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_section  # noqa: E402
+from common import machine_line, write_section  # noqa: E402
 
 DEFAULT_MODEL_DIR = "results/models/mnist_gc_cnn_z16_c128_bias_iwae5_cosine25"
 DEFAULT_CNN_DIR = "results/models/mnist_cnn_cosine"
@@ -338,7 +338,6 @@ def main(argv=None) -> int:
                         f"{median * 1e3:.0f} | per image | "
                         f"{median / unconfirmed:.2f}x the unconfirmed time |")
 
-    env = reporting.environment()
     table = ("| what | min (ms) | median (ms) | rate | speed-up |\n|---|---|---|---|---|\n"
              + "\n".join(rows))
     section = (
@@ -360,8 +359,7 @@ def main(argv=None) -> int:
         "at K = 10 with its defaults, each stop confirmed by R = 10 fresh draws or not; "
         "their last column is the time against the same DeepFool unconfirmed.\n\n"
         f"{table}\n\n"
-        f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; TensorFlow "
-        f"{env['tensorflow']}, Keras {env['keras']}.\n"
+        f"{machine_line()}\n"
         "<!-- bench_decisions:end -->\n")
     write_section(Path(args.out), section, "bench_decisions")
     print(section)

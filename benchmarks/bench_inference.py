@@ -23,12 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from dbayes_tf import data, models, reporting
+from dbayes_tf import data, models
 from dbayes_tf import distributions as dist
 from dbayes_tf.runs.train import load_model
 
-MARK_BEGIN = "<!-- bench_inference:begin -->"
-MARK_END = "<!-- bench_inference:end -->"
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine_line, markers, write_section  # noqa: E402
+
+MARK_BEGIN, MARK_END = markers("bench_inference")
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -95,7 +97,6 @@ def main(argv=None) -> int:
     rows.append((epoch, f"{per_step * steps_per_epoch:.1f} s per epoch",
                  f"from {args.epoch_steps} timed steps"))
 
-    env = reporting.environment()
     table = "| what | speed | detail |\n|---|---|---|\n" + "\n".join(
         f"| {a} | {b} | {c} |" for a, b, c in rows)
     name = f"{model.config.model} ({model.config.arch})"
@@ -103,18 +104,8 @@ def main(argv=None) -> int:
                f"Made by: `python benchmarks/bench_inference.py"
                f"{' --model-dir ' + args.model_dir if args.model_dir else ''}` "
                f"(median of {args.repeats} runs after one warm-up).\n\n{table}\n\n"
-               f"Machine: {env['platform']}, {env['cpu_count']} CPUs, {env['gpus']} GPUs; "
-               f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, TFP "
-               f"{env['tensorflow_probability']}, Python {env['python']}."
-               f"{' ' + args.note if args.note else ''}\n{MARK_END}\n")
-    out = Path(args.out)
-    old = out.read_text() if out.exists() else "# Benchmarks\n\n"
-    if MARK_BEGIN in old:
-        head, rest = old.split(MARK_BEGIN, 1)
-        new = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    reporting.write_text(out, new)
+               f"{machine_line()}{' ' + args.note if args.note else ''}\n{MARK_END}\n")
+    write_section(Path(args.out), section, "bench_inference")
     print(section)
     return 0
 
