@@ -155,12 +155,15 @@ def undecided(fooled_rate, draws) -> np.ndarray:
     return out
 
 
-def format_rate(successes: int, trials: int) -> str:
-    """``"45.0% [38.2, 51.9]"``: the rate and its 95% Wilson interval, all in percent."""
+def format_rate(successes: int, trials: int, *, decimals: int = 1,
+                show_n: bool = False) -> str:
+    """``"45.0% [38.2, 51.9]"``: the rate (to ``decimals`` places, as the paper beside it
+    prints it) and its 95% Wilson interval, all in percent; ``show_n`` adds ``" (n=...)"``."""
     if trials == 0:
         return "n/a"
-    lower, upper = wilson_interval(successes, trials)
-    return f"{100.0 * successes / trials:.1f}% [{100.0 * lower:.1f}, {100.0 * upper:.1f}]"
+    lower, upper = wilson_interval(int(successes), int(trials))
+    text = f"{100.0 * successes / trials:.{decimals}f}% [{100.0 * lower:.1f}, {100.0 * upper:.1f}]"
+    return f"{text} (n={int(trials)})" if show_n else text
 
 
 def format_median(values: ArrayLike) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper_numbers, reporting
-from ..stats import bootstrap_median_interval, wilson_interval
+from ..stats import bootstrap_median_interval, format_rate
 from . import store
 from .reproduce import Plan, Step, is_finished, model_dir, step_dir
 
@@ -44,10 +44,7 @@ HEADERS = {"clean_accuracy": "accuracy (clean)", "error_adv": "error (adv)",
 
 
 def _rate(successes: int, trials: int) -> str:
-    if trials == 0:
-        return "n/a"
-    low, high = wilson_interval(int(successes), int(trials))
-    return f"{100 * successes / trials:.2f}% [{100 * low:.1f}, {100 * high:.1f}] (n={trials})"
+    return format_rate(successes, trials, decimals=2, show_n=True)
 
 
 def _mean_sd(values) -> str:
@@ -319,6 +316,12 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
     return out / "REPORT.md"
 
 
+def _host(environment: dict[str, Any]) -> str:
+    host = environment.get("platform", "not recorded")
+    kind = environment.get("cpu_bfloat16")
+    return f"{host} (bfloat16: {kind})" if kind else host
+
+
 def _write_costs(plan: Plan, out: Path, cells: Cells) -> None:
     rows = []
     for name, spec in plan.attacks.items():
@@ -326,14 +329,18 @@ def _write_costs(plan: Plan, out: Path, cells: Cells) -> None:
         if not (folder / store.SUMMARY_FILE).is_file():
             continue
         summary = pd.read_csv(folder / store.SUMMARY_FILE).iloc[0]
+        environment = store.read_config(folder).get("environment") or {}
         rows.append({"attack run": name, "attack": spec["attack"], "model": spec["model"],
                      "attempts": int(summary["attempts"]),
                      "seconds per attempt": round(float(summary["seconds_per_attempt"]), 2),
-                     "queries per attempt": round(float(summary["queries_mean"]), 1)})
-    env = reporting.environment()
-    text = ["# Costs", "", "Seconds per attempt as measured in this run (they vary from run to "
-            "run; REPORT.md does not).", "", reporting.to_markdown(pd.DataFrame(rows)), "",
-            reporting.machine_text(env), ""]
+                     "queries per attempt": round(float(summary["queries_mean"]), 1),
+                     "host": _host(environment)})
+    text = ["# Costs", "", "Seconds per attempt as each attack run measured them (they vary "
+            "from run to run, and between hosts: \"host\" is the run's platform and, where "
+            "recorded, how its CPU computes bfloat16; REPORT.md does not vary).", "",
+            reporting.to_markdown(pd.DataFrame(rows)), "",
+            "This file was written on (each run's own machine is its \"host\"):", "",
+            reporting.machine_text(reporting.environment()), ""]
     for table in plan.tables:
         if table["kind"] != "costs":
             continue
