@@ -117,21 +117,20 @@ def _union(run: str):
 
 
 def _against_first(kept, base) -> str:
-    """The paired comparison of a run's attempts with the first run's (both indexed by image
-    and target): discordant successes, and the median L2 of each where both succeeded."""
+    """The paired comparison of a run's attempts with the first run's (both as
+    ``paired.shared`` gives them): discordant successes, and the median L2 of each where both
+    succeeded."""
+    from dbayes_tf.runs import paired
     from dbayes_tf.stats import format_median
 
     if kept is base:
         return "(the reference)"
-    here, there = kept["success"], base["success"].reindex(kept.index, fill_value=False)
-    both = here & there
-    paired = (f"{format_median(kept.loc[both, 'l2'])} and "
-              f"{format_median(base.loc[both[both].index, 'l2'])}" if both.sum() > 1 else "n/a")
-    found = kept["attack_found"] & base["attack_found"].reindex(kept.index, fill_value=False)
-    larger = (kept.loc[found, "l2"] > base.loc[found[found].index, "l2"]).mean()
-    return (f"{int((here & ~there).sum())} / {int((there & ~here).sum())}; "
-            f"(n={int(both.sum())}) {paired}; both found (n={int(found.sum())}): "
-            f"{larger:.0%} larger here")
+    found = paired.against(kept, base)
+    both = len(found.l2_both_won)
+    medians = (f"{format_median(found.l2_both_won)} and "
+               f"{format_median(found.reference_l2_both_won)}" if both > 1 else "n/a")
+    return (f"{found.only_here} / {found.only_reference}; (n={both}) {medians}; both found "
+            f"(n={found.both_claimed}): {found.larger_where_both_claimed:.0%} larger here")
 
 
 def _host(config: dict) -> str:
@@ -145,23 +144,18 @@ def _host(config: dict) -> str:
 def paired_section(run_dirs: list[str], name: str | None = None) -> tuple[str, str]:
     """Success and median L2 of attack runs on their common attempts, the first as reference;
     and the section's name (one per attack)."""
-    import pandas as pd
-
-    from dbayes_tf.runs import store
+    from dbayes_tf.runs import paired, store
     from dbayes_tf.stats import format_median, format_rate
 
     runs = {d: _union(d) for d in run_dirs}
-    common = set.intersection(*(set(zip(a["image_id"], a["target"], strict=True))
-                                for _, a in runs.values()))
+    common = set.intersection(*(paired.keys(a) for _, a in runs.values()))
+    kept_runs = paired.shared([attempts for _, attempts in runs.values()])
     rows = []
-    base_seconds = base = None
+    base_seconds = None
+    base = kept_runs[0]
     first = runs[run_dirs[0]][0]
     attack, model = first["attack"], first["model"]
-    for run_dir, (config, attempts) in runs.items():
-        key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
-        kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
-        kept = kept.set_index(["image_id", "target"]).sort_index()
-        base = kept if base is None else base
+    for (run_dir, (config, _)), kept in zip(runs.items(), kept_runs, strict=True):
         victim, settings = config["victim"], config["settings"]
         seconds = kept.drop_duplicates("seconds")["seconds"].mean()  # one value per batch
         base_seconds = base_seconds or seconds

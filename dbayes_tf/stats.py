@@ -9,6 +9,9 @@ References:
         Journal of the American Statistical Association 22(158), 209-212.
     B. Efron and R. J. Tibshirani (1993). An Introduction to the Bootstrap. Chapman & Hall,
         ch. 13 (the percentile interval).
+    R. G. Newcombe (1998). Improved confidence intervals for the difference between binomial
+        proportions based on paired data. Statistics in Medicine 17(22), 2635-2650 (method 10,
+        "square-and-add" on Wilson intervals, used for paired attack runs).
 
 Only numpy and the standard library are used: scipy is not a dependency of the package.
 """
@@ -24,6 +27,7 @@ __all__ = [
     "format_median",
     "format_rate",
     "normal_quantile",
+    "paired_difference_interval",
     "wilson_interval",
 ]
 
@@ -103,6 +107,41 @@ def wilson_interval(successes: int, trials: int,
     lower = 0.0 if successes == 0 else max(0.0, centre - half)
     upper = 1.0 if successes == trials else min(1.0, centre + half)
     return (lower, upper)
+
+
+def paired_difference_interval(both: int, only_first: int, only_second: int, neither: int,
+                               confidence: float = 0.95) -> tuple[float, float]:
+    """Interval for p1 - p2, the difference of two success rates measured on the same trials
+    (two attacks on the same attempts): Newcombe's method 10, which combines the Wilson
+    intervals of p1 and p2 with the correlation of the paired outcomes.
+
+    Pairing is what makes a difference between two runs on the same images detectable: the
+    trials both attacks win or both lose carry no evidence about the difference, and two
+    unpaired Wilson intervals would overlap long after the paired one excludes zero.
+    ``(nan, nan)`` when there are no trials.
+    """
+    _check_confidence(confidence)
+    counts = (both, only_first, only_second, neither)
+    if any(int(c) != c or c < 0 for c in counts):
+        raise ValueError(f"counts must be integers >= 0, got {counts}")
+    a, b, c, d = (int(x) for x in counts)
+    n = a + b + c + d
+    if n == 0:
+        return (math.nan, math.nan)
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    # Newcombe's continuity correction of the correlation: a positive ad - bc shrinks by n/2
+    cross = max(cross - n / 2.0, 0.0) if cross > 0 else cross
+    phi = cross / math.sqrt(margins) if margins else 0.0
+    below = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2,
+                          0.0))
+    above = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2,
+                          0.0))
+    difference = p1 - p2
+    return (max(-1.0, difference - below), min(1.0, difference + above))
 
 
 def bootstrap_median_interval(values: ArrayLike, confidence: float = 0.95,

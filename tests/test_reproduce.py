@@ -36,7 +36,8 @@ def _plan(tmp_path, trained_runs, **changes):
         "tables": [
             {"id": "acc", "kind": "accuracy", "rows": {"GC": "gc"},
              "columns": ["test_accuracy", "validation_accuracy"]},
-            {"id": "sweep", "kind": "sweep", "rows": {"GC": "sweep_gc"}},
+            {"id": "sweep", "kind": "sweep", "rows": {"GC": "sweep_gc"},
+             "columns": ["accuracy", "rho"]},
             {"id": "path", "kind": "path", "rows": {"MLP": "ifgsm_mlp"}},
             {"id": "paper1_table1", "kind": "attacks", "rows": {"CNN": "cw_mlp"},
              "columns": ["clean_accuracy", "accuracy_adv", "l2_median", "success_rate"]},
@@ -65,6 +66,10 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert "(n=4)" in report and "% [" in report  # every rate with its interval and n
     assert "99.89%" in report  # the paper's number beside ours (paper 1 Table 1, CNN)
     assert (tmp_path / "a" / "figures" / "sweep.png").is_file()
+    sweep = pd.read_csv(tmp_path / "a" / "tables" / "sweep.csv")
+    assert list(sweep.columns) == ["eps", "GC", "GC: rho"]
+    assert sweep["GC: rho"].iloc[0] == "n/a" or float(sweep["GC: rho"].iloc[0]) == 0.0
+    assert (sweep["GC: rho"].iloc[1:].astype(float) > 0).all()  # eps > 0 moves the image
     assert "seconds per attempt" in (tmp_path / "a" / "COSTS.md").read_text()
     # the targeted attack ran on the first 2 of the plan's 4 images, which the others share
     images = pd.read_csv(tmp_path / "a" / "attacks" / "cw_mlp" / "attempts.csv")["image_id"]
@@ -158,6 +163,8 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
                            "options": {"nfit": 3}}}}, "unknown option(s) ['nfit']"),
     ({"attacks": {"x": {"model": "gc", "attack": "ifgsm", "settings": {"eps": "0:0.2:0.1"}}}},
      "an eps sweep is for fgsm only"),
+    ({"tables": [{"id": "s", "kind": "sweep", "rows": {"GC": "sweep_gc"},
+                  "columns": ["rho"]}]}, "a sweep table's columns are accuracy and then"),
 ])
 def test_bad_plans_are_refused_before_anything_runs(tmp_path, trained_runs, change, message):
     plan = _plan(tmp_path, trained_runs, **change)
@@ -238,3 +245,87 @@ def test_dry_run_prefers_costs_recorded_on_a_cpu_of_this_kind():
     assert closest_cost(plan, step, [amx, vector], host="amx") == (1.0 * 90, amx)
     # none recorded on this kind: the closest of the others still gives an estimate
     assert closest_cost(plan, step, [amx], host="none") == (1.0 * 90, amx)
+
+
+def _cw_pair_plan(tmp_path, trained_runs, reference_batch=18):
+    """Two CW runs on the same 2 images x 9 targets that differ in one setting, and a paired
+    table of them; the ablation is added by the reduced scale only."""
+    cw = {"model": "mlp", "attack": "cw_l2", "targeted": "all", "images": 2,
+          "settings": {"iterations": 100, "lr": 0.1}}
+    return _plan(
+        tmp_path, trained_runs, detections={},
+        models={"mlp": {"run": str(trained_runs["mlp"])}},
+        attacks={"cw_mlp": {**cw, "batch_size": reference_batch}},
+        tables=[{"id": "table1", "kind": "attacks", "rows": {"MLP": "cw_mlp"},
+                 "columns": ["success_rate", "l2_median"]}],
+        scales={"smoke": {"images": 4},
+                "reduced": {"images": 4, "overrides": {
+                    "attacks": {"cw_short": {**cw, "settings": {"iterations": 3, "lr": 0.1},
+                                             "batch_size": 18}},
+                    "tables": [{"id": "ablation", "kind": "paired",
+                                "rows": {"100 steps": "cw_mlp", "3 steps": "cw_short"}}]}}})
+
+
+def test_a_scale_adds_steps_and_tables_and_a_paired_table_counts_the_same_attempts(
+        tmp_path, trained_runs):
+    from dbayes_tf import stats
+    from dbayes_tf.runs.reproduce import load_plan
+
+    plan = _cw_pair_plan(tmp_path, trained_runs)
+    assert "cw_short" not in load_plan(plan, "smoke").attacks
+    reduced = load_plan(plan, "reduced")
+    assert "cw_short" in reduced.attacks and [t["id"] for t in reduced.tables] == \
+        ["table1", "ablation"]
+    result = _reproduce(plan, "--out", tmp_path / "a", "--scale", "reduced")
+    assert result.exit_code == 0, result.output
+    ablation = pd.read_csv(tmp_path / "a" / "tables" / "ablation.csv").set_index("Unnamed: 0")
+    # the counts, from the two runs' own attempts
+    runs = [pd.read_csv(tmp_path / "a" / "attacks" / name / "attempts.csv")
+            .query("clean_correct").set_index(["image_id", "target"]).sort_index()
+            for name in ("cw_mlp", "cw_short")]
+    long, short = (run["success"] for run in runs)
+    only_short, only_long = int((short & ~long).sum()), int((long & ~short).sum())
+    assert only_long > 0  # the comparison has something to count
+    assert ablation.loc["3 steps", "attempts"] == len(long)
+    assert ablation.loc["3 steps", "won only here / only there"] == \
+        f"{only_short} / {only_long}"
+    low, high = stats.paired_difference_interval(int((long & short).sum()), only_short,
+                                                 only_long, int((~long & ~short).sum()))
+    column = "difference from 100 steps [95% CI, paired]"
+    assert ablation.loc["3 steps", column] == (
+        f"{100 * (only_short - only_long) / len(long):+.1f} points [{100 * low:+.1f}, "
+        f"{100 * high:+.1f}]")
+    assert pd.isna(ablation.loc["100 steps", column])  # the reference row has no difference
+
+
+def test_a_step_still_running_shows_its_attempts_so_far(tmp_path, trained_runs, monkeypatch):
+    plan = _cw_pair_plan(tmp_path, trained_runs, reference_batch=9)
+    real, calls = attacks.carlini_wagner_l2, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the reference's second batch of 9
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "carlini_wagner_l2", interrupted)
+    cut = _reproduce(plan, "--out", tmp_path / "a", "--scale", "reduced", "--step", "cw_mlp")
+    assert cut.exit_code == 130, cut.output
+    shown = _reproduce(plan, "--out", tmp_path / "a", "--scale", "reduced", "--report-only")
+    assert shown.exit_code == 0, shown.output
+    report = (tmp_path / "a" / "REPORT.md").read_text()
+    assert "| MLP (9 of 18 so far) |" in report
+    assert "**unfinished: 9 of 18 attempts so far**, the rest about" in report
+    # the ablation has not run: its paired table waits for it
+    assert report.split("## ablation")[1].split("\n\n")[1].count("not run yet") == 1
+
+
+def test_dry_run_prices_only_the_attempts_a_partial_step_has_left(tmp_path):
+    from dbayes_tf.runs.reproduce import Step, _share_left
+
+    step = Step("attack", "cw", {})
+    assert _share_left(tmp_path, step) == 1.0  # nothing made yet
+    (tmp_path / "attacks" / "cw").mkdir(parents=True)
+    pd.DataFrame({"attempts": [54], "planned": [1800]}).to_csv(
+        tmp_path / "attacks" / "cw" / "summary.csv", index=False)
+    assert _share_left(tmp_path, step) == pytest.approx(1 - 54 / 1800)

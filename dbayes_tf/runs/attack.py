@@ -366,7 +366,7 @@ def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float],
     labels_all = split.labels[ids]
     rows = []
     for eps in tqdm(eps_values, desc="fgsm sweep", unit="eps", disable=not progress):
-        correct_single, correct, entropy = [], [], []
+        correct_single, correct, entropy, l2, relative = [], [], [], [], []
         for batch_index, start in enumerate(range(0, len(ids), batch_size)):
             x = split.images[ids[start:start + batch_size]]
             labels = labels_all[start:start + batch_size]
@@ -376,10 +376,18 @@ def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float],
             correct_single.append(verdict.single == labels)
             correct.append(verdict.majority == labels)
             entropy.append(verdict.entropy)
-        rows.append({"eps": eps, "accuracy": np.concatenate(correct).mean(),
+            sizes = metrics.distortions(x, out.x_adv)
+            l2.append(sizes["l2"])
+            relative.append(sizes["rel_l2"])
+        correct_all, relative_all = np.concatenate(correct), np.concatenate(relative)
+        rows.append({"eps": eps, "accuracy": correct_all.mean(),
                      "accuracy_single_draw": np.concatenate(correct_single).mean(),
-                     "correct": int(np.concatenate(correct).sum()), "images": len(ids),
-                     "entropy": np.concatenate(entropy).mean()})
+                     "correct": int(correct_all.sum()), "images": len(ids),
+                     "entropy": np.concatenate(entropy).mean(),
+                     "l2_mean": np.concatenate(l2).mean(),
+                     # paper 2's rho, over the images the step misclassifies
+                     "rho": relative_all[~correct_all].mean() if (~correct_all).any()
+                     else float("nan")})
     frame = pd.DataFrame(rows)
     frame.insert(0, "model", victim.label)
     provenance = (f"Made by: `{command or 'dbayes attack --attack fgsm --eps ...'}`\n\n"

@@ -11,8 +11,15 @@ Table kinds (``kind:`` in a plan's ``tables:``):
     attacks    rows -> attack steps; columns are measures of the attempts
     grid       rows x columns -> attack or [detection, attack] steps; one ``measure``
     detection  rows -> [detection step, attack step]; columns from the detection table
-    sweep      rows -> FGSM sweeps; accuracy at each step size, and one figure
+    sweep      rows -> FGSM sweeps; accuracy at each step size, and one figure; ``columns:
+               [accuracy, rho]`` adds paper 2's rho (or l2_mean) at each step size
     path       rows -> iterative FGSM runs; the per-iteration curves, and one figure
+    paired     rows -> attack steps, the first the reference: each on the attempts it shares
+               with the reference, its difference with a paired interval (ablations)
+
+An attack step still running (a long step in shards) shows the attempts made so far in
+``attacks`` and ``paired`` tables, its row labelled with how many, and its provenance with the
+time the rest should take at the cost it has measured; REPORT.md then changes as it goes on.
 """
 from __future__ import annotations
 
@@ -23,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .. import paper_numbers, reporting
-from ..stats import bootstrap_median_interval, format_rate
-from . import store
+from ..stats import bootstrap_median_interval, format_median, format_rate
+from . import paired, store
 from .reproduce import Plan, Step, is_finished, model_dir, step_dir
 
 NOT_RUN = "not run yet"
@@ -155,8 +162,22 @@ class Cells:
     def done(self, ref) -> bool:
         return is_finished(self.out, self.plan, self.step(ref))
 
+    def partial(self, ref) -> tuple[int, int] | None:
+        """(attempts made, attempts planned) of an attack step begun but not finished."""
+        if not isinstance(ref, str) or ref not in self.plan.attacks or self.done(ref):
+            return None
+        folder = step_dir(self.out, self.step(ref))
+        if self.step(ref).kind != "attack" or not (folder / store.SUMMARY_FILE).is_file():
+            return None
+        summary = pd.read_csv(folder / store.SUMMARY_FILE).iloc[0]
+        return int(summary["attempts"]), int(summary["planned"])
+
+    def shown(self, ref) -> bool:
+        """Whether a row has numbers to show: finished, or an attack with attempts so far."""
+        return self.done(ref) or self.partial(ref) is not None
+
     def any(self, ref, measure: str) -> str:
-        if not self.done(ref):
+        if not self.shown(ref):
             return NOT_RUN
         if isinstance(ref, list):
             return self.detection(ref[0], ref[1], measure)
@@ -174,7 +195,7 @@ class Cells:
         if ref in self.plan.models:
             return f"model `{ref}`: {self._model_text(ref)}"
         spec = self.plan.attacks[ref]
-        if not self.done(ref):
+        if not self.shown(ref):
             return f"`{ref}`: {spec['attack']} on model `{spec['model']}`: {NOT_RUN}"
         config = reporting.read_json(step_dir(self.out, Step("attack", ref, {})) /
                                      store.CONFIG_FILE)
@@ -187,7 +208,17 @@ class Cells:
         return (f"`{ref}`: {config.get('attack', spec['attack'])} on model `{spec['model']}` "
                 f"({self._model_text(spec['model'])}), K={victim['k']}, "
                 f"R={victim['verdict_draws']}, {preset}settings {settings}; {count} test "
-                f"images{targets}; seed {config['seed']}")
+                f"images{targets}; seed {config['seed']}{self._progress(ref)}")
+
+    def _progress(self, ref: str) -> str:
+        made = self.partial(ref)
+        if made is None:
+            return ""
+        done, planned = made
+        seconds = self.attempts(ref)["seconds"].mean()
+        left = (planned - done) * seconds / 3600
+        return (f"; **unfinished: {done} of {planned} attempts so far**, the rest about "
+                f"{left:.1f} h at the {seconds:.1f} s per attempt measured so far")
 
     def _model_text(self, name: str) -> str:
         spec = self.plan.models[name]
@@ -216,12 +247,54 @@ def _table(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
                     row[f"{column} (paper)"] = _paper_text(printed[column], table["measure"])
                 notes.append(f"{label} / {column}: {cells.provenance(cell)}")
         else:
+            made = cells.partial(ref)
+            if made is not None:
+                row[""] = f"{label} ({made[0]} of {made[1]} so far)"
             for measure in table["columns"]:
                 header = HEADERS.get(measure, measure)
                 row[header] = cells.any(ref, measure)
                 if measure in printed:
                     row[f"{header} (paper)"] = _paper_text(printed[measure], measure)
             notes.append(f"{label}: {cells.provenance(ref)}")
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(""), notes
+
+
+def _paired(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """Each row on the attempts it shares with the first row (the reference, which may still be
+    running as long as it has made those attempts): its success, its difference from the
+    reference with Newcombe's paired 95% interval, the attempts only one of them won, and the
+    median L2 where both won."""
+    (reference_label, reference), *others = table["rows"].items()
+    notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
+    finished = [(label, ref) for label, ref in others if cells.done(ref)]
+    if not finished or not cells.shown(reference):
+        return pd.DataFrame({"": [NOT_RUN]}), notes
+    shown = [(reference_label, reference), *finished]
+    frames = [cells.attempts(ref) for _, ref in shown]
+    if not all(paired.keys(frame) <= paired.keys(frames[0]) for frame in frames[1:]):
+        return pd.DataFrame({"": [f"{reference_label} has not reached these attempts yet"]}), \
+            notes
+    kept = paired.shared(frames)  # every row on the same attempts
+    rows = []
+    for (label, ref), here in zip(shown, kept, strict=True):
+        found = paired.against(here, kept[0])
+        won = here[here["success"]]
+        victim = store.read_config(step_dir(cells.out, cells.step(ref)))["victim"]
+        row = {"": label, "attempts": str(found.n),
+               "success rate": _rate(found.successes, found.n),
+               "median L2 [95% CI]": format_median(won["l2"]) if len(won) else "n/a",
+               "undecided verdicts": f"{store.undecided_among(here, victim)} of {found.n}"}
+        if ref != reference:
+            low, high = found.difference_interval
+            both = len(found.l2_both_won)
+            row |= {
+                f"difference from {reference_label} [95% CI, paired]":
+                    f"{100 * found.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
+                "won only here / only there": f"{found.only_here} / {found.only_reference}",
+                "where both won: median L2 here / there (n)":
+                    (f"{np.median(found.l2_both_won):.3f} / "
+                     f"{np.median(found.reference_l2_both_won):.3f} ({both})" if both else "n/a")}
         rows.append(row)
     return pd.DataFrame(rows).fillna(""), notes
 
@@ -240,8 +313,16 @@ def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame
                                    title=table.get("title", ""))
     shown = curves.assign(accuracy=[_rate(c, n) for c, n in zip(curves["correct"],
                                                                 curves["images"], strict=True)])
-    wide = shown.pivot(index="eps", columns="model", values="accuracy").reset_index()
-    return wide, str(figure.relative_to(out))
+    wide = shown.pivot(index="eps", columns="model", values="accuracy")
+    for measure in table.get("columns", [])[1:]:  # after accuracy, e.g. rho (paper 2)
+        if measure not in shown:
+            raise ValueError(f"table {table['id']}: the sweeps record no {measure!r} (made "
+                             "before it was recorded: run them again)")
+        extra = shown.assign(**{measure: shown[measure].map(
+            lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")}).pivot(
+            index="eps", columns="model", values=measure)
+        wide = wide.join(extra.rename(columns=lambda model, m=measure: f"{model}: {m}"))
+    return wide.reset_index(), str(figure.relative_to(out))
 
 
 def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str | None]:
@@ -299,6 +380,9 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
             parts += [_markdown(frame), ""]
             parts += [f"![{title}]({figure})", ""] if figure else []
             notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
+        elif table["kind"] == "paired":
+            frame, notes = _paired(cells, table)
+            parts += [_markdown(frame), ""]
         else:
             frame, notes = _table(cells, table)
             parts += [_markdown(frame), ""]

@@ -3,7 +3,8 @@
 A plan names the models (trained on the spot, or a committed run reused), one fixed set of test
 images per dataset (shared by every model, so every comparison is paired), the attacks with
 their settings, the detections, and the tables of the report. Each scale (smoke, reduced,
-paper) declares its image count and overrides any part of the plan.
+paper) declares its image count and overrides any part of the plan (``_merge_plan``: it can
+also add steps and tables, such as the ablations only the paper scale runs).
 
 The steps run in dependency order (models, then attacks, then detections, then the report);
 a finished step is skipped, an unfinished one resumed (every runner resumes where it stopped,
@@ -43,6 +44,7 @@ from .store import RunError
 SCALES = ("smoke", "reduced", "paper")
 DETECTION_OPTIONS = ("fpr", "threshold", "per_class", "k", "n_fit", "n_clean", "fit_split")
 STEPS_FILE = "steps.json"
+SWEEP_COLUMNS = ("accuracy", "rho", "l2_mean", "entropy")  # per step size, in fgsm_sweep.csv
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -121,6 +123,24 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def _merge_plan(base: dict, overrides: dict) -> dict:
+    """A scale's overrides on the plan: mappings merge key by key (a new attack name adds a
+    step at that scale); tables merge by ``id``, a new id adding a table, so that a scale can
+    add the ablations only it can afford without restating the tables it shares."""
+    overrides = dict(overrides or {})
+    extra_tables = overrides.pop("tables", None) or []
+    merged = _deep_merge(base, overrides)
+    tables = list(merged.get("tables") or [])
+    by_id = {table.get("id"): index for index, table in enumerate(tables)}
+    for table in extra_tables:
+        if table.get("id") in by_id:
+            tables[by_id[table["id"]]] = _deep_merge(tables[by_id[table["id"]]], table)
+        else:
+            tables.append(copy.deepcopy(table))
+    merged["tables"] = tables
+    return merged
+
+
 def load_plan(path: str | Path, scale: str | None = None) -> Plan:
     """Read and check a plan; ``scale`` (default: the plan's ``default_scale``) picks the image
     count and the overrides the plan declares for it."""
@@ -134,7 +154,7 @@ def load_plan(path: str | Path, scale: str | None = None) -> Plan:
     if scale not in scales:
         raise RunError(f"plan {path} declares scales {sorted(scales) or 'none'}; not {scale!r}")
     chosen = scales[scale] or {}
-    merged = _deep_merge(raw, chosen.get("overrides") or {})
+    merged = _merge_plan(raw, chosen.get("overrides"))
     if "images" not in chosen:
         raise RunError(f"plan {path}: scale {scale} must say how many test images (images: N)")
     plan = Plan(path=path, name=raw.get("name", path.stem), title=raw.get("title", path.stem),
@@ -202,9 +222,14 @@ def _check(plan: Plan) -> None:
              **dict.fromkeys(plan.detections, "detect")}
     for table in plan.tables:
         if table.get("kind") not in ("accuracy", "attacks", "grid", "detection", "sweep",
-                                     "path", "costs"):
+                                     "path", "costs", "paired"):
             raise RunError(f"{where}: table {table.get('id')} has unknown kind "
                            f"{table.get('kind')!r}")
+        columns = table.get("columns") or ["accuracy"]
+        if table.get("kind") == "sweep" and (columns[0] != "accuracy" or
+                                             not set(columns) <= set(SWEEP_COLUMNS)):
+            raise RunError(f"{where}: table {table.get('id')}: a sweep table's columns are "
+                           f"accuracy and then any of {list(SWEEP_COLUMNS[1:])}; got {columns}")
         for label, ref in (table.get("rows") or {}).items():
             cells = list(ref.values()) if isinstance(ref, dict) else [ref]
             refs = [item for cell in cells
@@ -630,6 +655,7 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
         cost = ""
         if found is not None:
             seconds, basis = found
+            seconds *= _share_left(out, step) if state == "partial" else 1.0
             total += seconds
             estimates[step.name] = seconds
             batch = f"batch {basis['batch_size']}" if basis["batch_size"] else "batch unrecorded"
@@ -663,6 +689,18 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
         lines.append(f"costs recorded on another kind of CPU (or one not recorded), so a "
                      f"guess for this one: {', '.join(elsewhere)}")
     return "\n".join(lines)
+
+
+def _share_left(out: Path, step: Step) -> float:
+    """The share of a partial attack step's attempts not made yet (1 when it has no summary)."""
+    summary = step_dir(out, step) / store.SUMMARY_FILE
+    if step.kind != "attack" or not summary.is_file():
+        return 1.0
+    import pandas as pd
+
+    row = pd.read_csv(summary).iloc[0]
+    planned = int(row.get("planned", 0))
+    return max(planned - int(row["attempts"]), 0) / planned if planned else 1.0
 
 
 def _step_names(rows) -> list[str]:
