@@ -145,6 +145,30 @@ def _pyplot():
     return plt
 
 
+def plot_examples(clean: np.ndarray | None, labels: np.ndarray,
+                  adversarials: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                  path: str | os.PathLike, *, title: str = "") -> Path:
+    """One column per image: the clean image (when given) above each attack's adversarial,
+    each captioned below with the class the verdict gave and the L2 of the perturbation.
+    ``adversarials``: (attack, images [N, H, W, C], classes [N], L2 [N]) per attack."""
+    plt = _pyplot()
+    rows = ([("clean", clean, labels, None)] if clean is not None else []) + \
+        [(name, images, classes, l2) for name, images, classes, l2 in adversarials]
+    n = len(labels)
+    figure, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 1.2, 1.5 * len(rows)),
+                                squeeze=False)
+    for i, (name, images, classes, l2) in enumerate(rows):
+        for j in range(n):
+            axes[i, j].imshow(images[j][..., 0], cmap="gray", vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            caption = f"true {classes[j]}" if l2 is None else f"{classes[j]}, L2 {l2[j]:.2f}"
+            axes[i, j].set_xlabel(caption, fontsize=7, labelpad=1)
+        axes[i, 0].set_ylabel(name, fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    return save_figure(figure, path)
+
+
 def plot_curves(frame: pd.DataFrame, x: str, path: str | os.PathLike, *, title: str = "",
                 entropy_column: str = "entropy") -> Path:
     """Accuracy-type columns on the left axis, predictive entropy on the right (paper 1 Fig. 1

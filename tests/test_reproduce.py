@@ -44,6 +44,8 @@ def _plan(tmp_path, trained_runs, **changes):
             {"id": "grid", "kind": "grid", "measure": "detection_rate",
              "rows": {"GFZ": {"DeepFool": ["logit_gc", "deepfool_gc"]}}},
             {"id": "costs", "kind": "costs", "rows": {"GFZ": {"DeepFool": "deepfool_gc"}}},
+            {"id": "examples", "kind": "examples", "rows": {"DeepFool": "deepfool_gc"},
+             "images": 3},
         ],
     }
     plan.update(changes)
@@ -70,6 +72,12 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert list(sweep.columns) == ["eps", "GC", "GC: rho"]
     assert sweep["GC: rho"].iloc[0] == "n/a" or float(sweep["GC: rho"].iloc[0]) == 0.0
     assert (sweep["GC: rho"].iloc[1:].astype(float) > 0).all()  # eps > 0 moves the image
+    examples = pd.read_csv(tmp_path / "a" / "tables" / "examples.csv")
+    deepfool = pd.read_csv(tmp_path / "a" / "attacks" / "deepfool_gc" / "attempts.csv")
+    assert list(examples.columns) == ["image", "DeepFool"] and len(examples) == 3
+    assert examples["DeepFool"].tolist() == [f"{p} ({d:.2f})" for p, d in
+                                             zip(deepfool["pred_adv"][:3], deepfool["l2"][:3])]
+    assert (tmp_path / "a" / "figures" / "examples.png").is_file()
     assert "seconds per attempt" in (tmp_path / "a" / "COSTS.md").read_text()
     # the targeted attack ran on the first 2 of the plan's 4 images, which the others share
     images = pd.read_csv(tmp_path / "a" / "attacks" / "cw_mlp" / "attempts.csv")["image_id"]

@@ -14,6 +14,8 @@ Table kinds (``kind:`` in a plan's ``tables:``):
     sweep      rows -> FGSM sweeps; accuracy at each step size, and one figure; ``columns:
                [accuracy, rho]`` adds paper 2's rho (or l2_mean) at each step size
     path       rows -> iterative FGSM runs; the per-iteration curves, and one figure
+    examples   rows -> attack steps on one model; the first images they share, clean and
+               adversarial with the verdict's class and L2, as a figure (paper 2 Figs. 1-2)
     paired     rows -> attack steps, the first the reference: each on the attempts it shares
                with the reference, its difference with a paired interval (ablations)
 
@@ -23,6 +25,7 @@ time the rest should take at the cost it has measured; REPORT.md then changes as
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ from . import paired, store
 from .reproduce import Plan, Step, is_finished, model_dir, step_dir
 
 NOT_RUN = "not run yet"
+# (model name in the plan, test image ids) -> (images, labels)
+CleanImages = Callable[[str, Sequence[int]], tuple[np.ndarray, np.ndarray]]
 
 RATES = {"clean_accuracy", "error_adv", "accuracy_adv", "success_rate",
          "success_rate_single_draw", "detection_rate", "fpr_clean_test", "test_accuracy",
@@ -260,6 +265,38 @@ def _table(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
     return pd.DataFrame(rows).fillna(""), notes
 
 
+def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: CleanImages | None
+              ) -> tuple[pd.DataFrame, str | None]:
+    """Paper 2 Figs. 1-2: the first few images every row's attack made, each attack's
+    adversarial with the verdict's class and its L2 (and the clean image, when the test images
+    are at hand)."""
+    rows = _finished_rows(cells, table)
+    if not rows:
+        return pd.DataFrame({"": [NOT_RUN]}), None
+    attempts = {label: cells.attempts(ref).drop_duplicates("image_id").set_index("image_id")
+                for label, ref in rows}
+    first = attempts[rows[0][0]]
+    shared = [i for i in first.index if all(i in a.index for a in attempts.values())]
+    shown = shared[:int(table.get("images", 5))]
+    frame = pd.DataFrame({"image": [f"{i} (class {first.loc[i, 'label']})" for i in shown]})
+    adversarials = []
+    for label, ref in rows:
+        made = attempts[label].loc[shown]
+        pictures = store.read_images(step_dir(out, cells.step(ref)), cells.attempts(ref))
+        by_attempt = dict(zip(pictures["attempt"], pictures["x_adv"], strict=True))
+        adversarials.append((label, np.stack([by_attempt[a] for a in made["attempt"]]),
+                             made["pred_adv"].to_numpy(), made["l2"].to_numpy()))
+        frame[label] = [f"{p} ({d:.2f})" for p, d in zip(made["pred_adv"], made["l2"],
+                                                        strict=True)]
+    clean = None
+    if clean_images is not None:
+        clean = clean_images(cells.plan.attacks[rows[0][1]]["model"], shown)[0]
+    figure = reporting.plot_examples(clean, first.loc[shown, "label"].to_numpy(), adversarials,
+                                     out / "figures" / f"{table['id']}.png",
+                                     title=table.get("title", ""))
+    return frame, str(figure.relative_to(out))
+
+
 def _paired(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """Each row on the attempts it shares with the first row (the reference, which may still be
     running as long as it has made those attempts): its success, its difference from the
@@ -351,8 +388,10 @@ def _finished_rows(cells: Cells, table: dict[str, Any]):
     return [(label, ref) for label, ref in table["rows"].items() if cells.done(ref)]
 
 
-def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
-    """REPORT.md from every finished step; the cells of steps not run yet say so."""
+def write_report(plan: Plan, out: Path, clean_images: CleanImages | None = None) -> Path:
+    """REPORT.md from every finished step; the cells of steps not run yet say so.
+    ``clean_images(model, image_ids)`` gives the test images and labels that ``examples``
+    tables show beside the adversarials (without it they are left out)."""
     cells = Cells(plan, out)
     missing = [step.name for step in plan.steps() if not is_finished(out, plan, step)]
     parts = [f"# {plan.title}", "",
@@ -374,9 +413,11 @@ def write_report(plan: Plan, out: Path, images: dict[str, list[int]]) -> Path:
         title = table.get("title", table.get("id", ""))
         parts += [f"## {title}", ""]
         source = paper_numbers.TABLES.get(table.get("id"), {}).get("source")
-        if table["kind"] in ("sweep", "path"):
-            maker = _sweep if table["kind"] == "sweep" else _path
-            frame, figure = maker(cells, table, out)
+        if table["kind"] in ("sweep", "path", "examples"):
+            if table["kind"] == "examples":
+                frame, figure = _examples(cells, table, out, clean_images)
+            else:
+                frame, figure = (_sweep if table["kind"] == "sweep" else _path)(cells, table, out)
             parts += [_markdown(frame), ""]
             parts += [f"![{title}]({figure})", ""] if figure else []
             notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]

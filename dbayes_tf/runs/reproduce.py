@@ -222,7 +222,7 @@ def _check(plan: Plan) -> None:
              **dict.fromkeys(plan.detections, "detect")}
     for table in plan.tables:
         if table.get("kind") not in ("accuracy", "attacks", "grid", "detection", "sweep",
-                                     "path", "costs", "paired"):
+                                     "path", "costs", "paired", "examples"):
             raise RunError(f"{where}: table {table.get('id')} has unknown kind "
                            f"{table.get('kind')!r}")
         columns = table.get("columns") or ["accuracy"]
@@ -371,7 +371,7 @@ class Reproduction:
                      f"{time.perf_counter() - started:.0f} s")
         from .report import write_report
 
-        write_report(self.plan, self.out, self._images())
+        write_report(self.plan, self.out, self.clean_images)
         records = self._records()
         records["report"] = report_fingerprint(self.plan)
         reporting.write_json(self.out / STEPS_FILE, records)
@@ -385,7 +385,7 @@ class Reproduction:
 
         if not (self.out / "images.json").is_file():
             raise RunError(f"{self.out}: no step has run yet (no images.json)")
-        path = write_report(self.plan, self.out, self._images())
+        path = write_report(self.plan, self.out, self.clean_images)
         self.log(f"wrote {path}")
         return path
 
@@ -398,6 +398,12 @@ class Reproduction:
             self._datasets[key] = load_dataset(name, data_dir=self.data_dir,
                                                validation_size=validation_size)
         return self._datasets[key]
+
+    def clean_images(self, model: str, image_ids):
+        """Test images and labels of ``model``'s dataset (for the report's examples)."""
+        split = self.dataset(self._model_dataset(model)).test
+        ids = list(image_ids)
+        return split.images[ids], split.labels[ids]
 
     def _images(self) -> dict[str, list[int]]:
         """One list of test indices per dataset, shared by every model of the plan."""
