@@ -165,6 +165,7 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": ["missing"]}}},
      "unknown attack 'missing'"),
     ({"scales": {"smoke": {}}}, "how many test images"),
+    ({"scales": {"smoke": {"images": 4, "tables": []}}}, "a scale says images: and overrides:"),
     ({"attacks": {"x": {"model": "gc", "attack": "deepfool", "victim": {"draws": 3}}}},
      "unknown victim option(s) ['draws']"),
     ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": [],

@@ -210,9 +210,12 @@ class Cells:
         preset = f"preset {spec['preset']}, " if spec.get("preset") else ""
         targets = {"all": " x 9 targets", "random": ", one random target each"}.get(
             config.get("targeted", spec.get("targeted")), "")
+        levers = {k: v for k, v in (spec.get("victim") or {}).items() if k != "k"}
+        levers_text = f"victim options {levers}, " if levers else ""
         return (f"`{ref}`: {config.get('attack', spec['attack'])} on model `{spec['model']}` "
                 f"({self._model_text(spec['model'])}), K={victim['k']}, "
-                f"R={victim['verdict_draws']}, {preset}settings {settings}; {count} test "
+                f"R={victim['verdict_draws']}, {preset}{levers_text}settings {settings}; "
+                f"{count} test "
                 f"images{targets}; seed {config['seed']}{self._progress(ref)}")
 
     def _progress(self, ref: str) -> str:

@@ -154,6 +154,10 @@ def load_plan(path: str | Path, scale: str | None = None) -> Plan:
     if scale not in scales:
         raise RunError(f"plan {path} declares scales {sorted(scales) or 'none'}; not {scale!r}")
     chosen = scales[scale] or {}
+    stray = sorted(set(chosen) - {"images", "overrides"})
+    if stray:
+        raise RunError(f"plan {path}: scale {scale} has {stray}; a scale says images: and "
+                       "overrides: (steps and tables it changes or adds go under overrides:)")
     merged = _merge_plan(raw, chosen.get("overrides"))
     if "images" not in chosen:
         raise RunError(f"plan {path}: scale {scale} must say how many test images (images: N)")
