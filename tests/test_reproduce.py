@@ -72,6 +72,10 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert list(sweep.columns) == ["eps", "GC", "GC: rho"]
     assert sweep["GC: rho"].iloc[0] == "n/a" or float(sweep["GC: rho"].iloc[0]) == 0.0
     assert (sweep["GC: rho"].iloc[1:].astype(float) > 0).all()  # eps > 0 moves the image
+    from dbayes_tf.runs.reproduce import recorded_costs
+
+    timed = [c for c in recorded_costs([tmp_path / "a"]) if c["run"].endswith("sweep_gc")]
+    assert len(timed) == 1 and timed[0]["attack"] == "fgsm" and timed[0]["seconds"] > 0
     examples = pd.read_csv(tmp_path / "a" / "tables" / "examples.csv")
     deepfool = pd.read_csv(tmp_path / "a" / "attacks" / "deepfool_gc" / "attempts.csv")
     assert list(examples.columns) == ["image", "DeepFool"] and len(examples) == 3
@@ -105,6 +109,7 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert dry.exit_code == 0 and "partial  attack   deepfool_gc" in dry.output
     assert "done     sweep    sweep_gc" in dry.output, dry.output
     assert "to do    attack   cw_mlp" in dry.output
+    assert "no recorded cost" not in dry.output  # sweeps too record what they cost
     # the costs came from runs made on this CPU a moment ago: no guess across kinds of CPU
     assert f"this CPU's bfloat16: {reporting.cpu_bfloat16()}" in dry.output
     assert "another kind of CPU" not in dry.output

@@ -367,6 +367,7 @@ def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float],
     rows = []
     for eps in tqdm(eps_values, desc="fgsm sweep", unit="eps", disable=not progress):
         correct_single, correct, entropy, l2, relative = [], [], [], [], []
+        started = time.perf_counter()
         for batch_index, start in enumerate(range(0, len(ids), batch_size)):
             x = split.images[ids[start:start + batch_size]]
             labels = labels_all[start:start + batch_size]
@@ -387,7 +388,8 @@ def fgsm_sweep(victim: Victim, model_dir, split: Split, eps_values: list[float],
                      "l2_mean": np.concatenate(l2).mean(),
                      # paper 2's rho, over the images the step misclassifies
                      "rho": relative_all[~correct_all].mean() if (~correct_all).any()
-                     else float("nan")})
+                     else float("nan"),
+                     "seconds_per_image": (time.perf_counter() - started) / len(ids)})
     frame = pd.DataFrame(rows)
     frame.insert(0, "model", victim.label)
     provenance = (f"Made by: `{command or 'dbayes attack --attack fgsm --eps ...'}`\n\n"

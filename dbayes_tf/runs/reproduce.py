@@ -588,11 +588,28 @@ LEGACY_NAMES = {"max_iterations": "iterations", "binary_search_steps": "binary_s
 
 
 def recorded_costs(roots) -> list[dict[str, Any]]:
-    """Seconds per attempt that finished attack runs under ``roots`` recorded."""
+    """Seconds per attempt that finished attack runs and FGSM sweeps (per image and step
+    size) under ``roots`` recorded."""
     import pandas as pd
 
     found = []
     for root in roots:
+        for sweep in Path(root).rglob(store.SWEEP_FILE):  # an attempt: one image at one step
+            try:
+                config = reporting.read_json(sweep.parent / store.CONFIG_FILE)
+                frame = pd.read_csv(sweep)
+            except (OSError, ValueError):
+                continue
+            if "seconds_per_image" not in frame:  # sweeps made before they were timed
+                continue
+            victim = config.get("victim") or {}
+            found.append({"run": str(sweep.parent), "model": Path(config["model_dir"]).name,
+                          "attack": "fgsm", "victim": victim, "k": victim.get("k"),
+                          "work": 1.0, "levers": _levers(victim, {}),
+                          "batch_size": config.get("batch_size"),
+                          "host": (config.get("environment") or {}).get("cpu_bfloat16",
+                                                                         "unknown"),
+                          "seconds": float(frame["seconds_per_image"].mean())})
         for summary in Path(root).rglob(store.SUMMARY_FILE):
             try:
                 config = reporting.read_json(summary.parent / store.CONFIG_FILE)
