@@ -301,10 +301,10 @@ def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: Clea
 
 
 def _paired(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
-    """Each row on the attempts it shares with the first row (the reference, which may still be
-    running as long as it has made those attempts): its success, its difference from the
-    reference with Newcombe's paired 95% interval, the attempts only one of them won, and the
-    median L2 where both won."""
+    """Every finished row on the attempts all of them made, beside the first row (the
+    reference, which may still be running as long as it has made those attempts): success,
+    the difference from the reference with Newcombe's paired 95% interval, the attempts only
+    one of the two won, and the median L2 where both won."""
     (reference_label, reference), *others = table["rows"].items()
     notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
     finished = [(label, ref) for label, ref in others if cells.done(ref)]
