@@ -16,8 +16,8 @@ Table kinds (``kind:`` in a plan's ``tables:``):
     path       rows -> iterative FGSM runs; the per-iteration curves, and one figure
     examples   rows -> attack steps on one model; the first images they share, clean and
                adversarial with the verdict's class and L2, as a figure (paper 2 Figs. 1-2)
-    paired     rows -> attack steps, the first the reference: each on the attempts it shares
-               with the reference, its difference with a paired interval (ablations)
+    paired     rows -> attack steps, the first the reference: all on the attempts every
+               finished row made, each one's difference with a paired interval (ablations)
 
 An attack step still running (a long step in shards) shows the attempts made so far in
 ``attacks`` and ``paired`` tables, its row labelled with how many, and its provenance with the
@@ -35,7 +35,7 @@ import pandas as pd
 from .. import paper_numbers, reporting
 from ..stats import bootstrap_median_interval, format_median, format_rate
 from . import paired, store
-from .reproduce import Plan, Step, is_finished, model_dir, step_dir
+from .reproduce import Plan, Step, attack_progress, is_finished, model_dir, step_dir
 
 NOT_RUN = "not run yet"
 # (model name in the plan, test image ids) -> (images, labels)
@@ -171,11 +171,7 @@ class Cells:
         """(attempts made, attempts planned) of an attack step begun but not finished."""
         if not isinstance(ref, str) or ref not in self.plan.attacks or self.done(ref):
             return None
-        folder = step_dir(self.out, self.step(ref))
-        if self.step(ref).kind != "attack" or not (folder / store.SUMMARY_FILE).is_file():
-            return None
-        summary = pd.read_csv(folder / store.SUMMARY_FILE).iloc[0]
-        return int(summary["attempts"]), int(summary["planned"])
+        return attack_progress(self.out, self.step(ref))
 
     def shown(self, ref) -> bool:
         """Whether a row has numbers to show: finished, or an attack with attempts so far."""

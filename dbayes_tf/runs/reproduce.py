@@ -296,16 +296,25 @@ def is_finished(out: Path, plan: Plan, step: Step) -> bool:
         return (where / store.SWEEP_FILE).is_file()
     if step.kind == "detect":
         return (where / f"detect_{step.spec['method']}.csv").is_file()
-    summary = where / store.SUMMARY_FILE
-    if not summary.is_file():
+    progress = attack_progress(out, step)
+    if progress is None:
         return False
-    import pandas as pd
-
-    row = pd.read_csv(summary).iloc[0]
-    done = int(row["attempts"]) == int(row.get("planned", -1))
+    done = progress[0] == progress[1]
     if step.spec["attack"] == "ifgsm":
         done = done and (where / "ifgsm_path.csv").is_file()
     return done
+
+
+def attack_progress(out: Path, step: Step) -> tuple[int, int] | None:
+    """(attempts made, attempts planned) as an attack step's summary says; None before its
+    first batch (planned is -1 in summaries written before they recorded it)."""
+    summary = step_dir(out, step) / store.SUMMARY_FILE
+    if step.kind != "attack" or not summary.is_file():
+        return None
+    import pandas as pd
+
+    row = pd.read_csv(summary).iloc[0]
+    return int(row["attempts"]), int(row.get("planned", -1))
 
 
 # -- the runner ---------------------------------------------------------------------------------
@@ -720,14 +729,11 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
 
 def _share_left(out: Path, step: Step) -> float:
     """The share of a partial attack step's attempts not made yet (1 when it has no summary)."""
-    summary = step_dir(out, step) / store.SUMMARY_FILE
-    if step.kind != "attack" or not summary.is_file():
+    progress = attack_progress(out, step)
+    if progress is None or progress[1] <= 0:
         return 1.0
-    import pandas as pd
-
-    row = pd.read_csv(summary).iloc[0]
-    planned = int(row.get("planned", 0))
-    return max(planned - int(row["attempts"]), 0) / planned if planned else 1.0
+    made, planned = progress
+    return max(planned - made, 0) / planned
 
 
 def _step_names(rows) -> list[str]:
