@@ -118,6 +118,12 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     by_table = next(line for line in dry.output.splitlines() if line.startswith("by table:"))
     assert "paper1_table1 " in by_table and "paper1_table1 at least" not in by_table, by_table
     assert "acc " not in by_table  # its model is reused: nothing left to do
+    # a model the plan trains is priced by the epochs of a run of the same kind
+    fresh = _reproduce(plan, "--out", tmp_path / "c", "--dry-run", "--costs-from",
+                       tmp_path / "a")
+    line = next(text for text in fresh.output.splitlines() if "model    mlp" in text)
+    assert line.startswith("  to do    model    mlp  ~"), line
+    assert f"(from {tmp_path / 'a' / 'models' / 'mlp'}: " in line and "s per epoch)" in line
     monkeypatch.setattr(attacks, "deepfool", real)
     resumed = _reproduce(plan, "--out", tmp_path / "b")
     assert resumed.exit_code == 0, resumed.output
@@ -170,6 +176,10 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": ["missing"]}}},
      "unknown attack 'missing'"),
     ({"scales": {"smoke": {}}}, "how many test images"),
+    ({"attacks": {"x": {"model": "gc", "attack": "fgsm", "images": "all"}}},
+     "images must be a whole number of test images, at least 1; got 'all'"),
+    ({"tables": [{"id": "t", "kind": "attacks", "rows": {"MLP": "cw_mlp"}}]},
+     "a table of kind attacks needs columns:"),
     ({"scales": {"smoke": {"images": 4, "tables": []}}}, "a scale says images: and overrides:"),
     ({"attacks": {"x": {"model": "gc", "attack": "deepfool", "victim": {"draws": 3}}}},
      "unknown victim option(s) ['draws']"),
@@ -274,10 +284,22 @@ def _cw_pair_plan(tmp_path, trained_runs, reference_batch=18):
                  "columns": ["success_rate", "l2_median"]}],
         scales={"smoke": {"images": 4},
                 "reduced": {"images": 4, "overrides": {
-                    "attacks": {"cw_short": {**cw, "settings": {"iterations": 3, "lr": 0.1},
+                    "attacks": {"cw_short": {**cw, "settings": {"iterations": 15, "lr": 0.1},
                                              "batch_size": 18}},
                     "tables": [{"id": "ablation", "kind": "paired",
-                                "rows": {"100 steps": "cw_mlp", "3 steps": "cw_short"}}]}}})
+                                "rows": {"100 steps": "cw_mlp", "15 steps": "cw_short"}}]}}})
+
+
+def test_a_scale_trains_a_model_the_other_scales_reuse(tmp_path, trained_runs):
+    from dbayes_tf.runs.reproduce import load_plan
+
+    retrain = {"run": None, "train": {"model": "mlp", "hidden": 16, "epochs": 2}}
+    plan = _plan(tmp_path, trained_runs,
+                 scales={"smoke": {"images": 4},
+                         "reduced": {"images": 4, "overrides": {"models": {"gc": retrain}}}})
+    assert "run" in load_plan(plan, "smoke").models["gc"]
+    assert load_plan(plan, "reduced").models["gc"] == {"train": retrain["train"],
+                                                      "evaluate": ["validation"]}
 
 
 def test_a_scale_adds_steps_and_tables_and_a_paired_table_counts_the_same_attempts(
@@ -300,16 +322,49 @@ def test_a_scale_adds_steps_and_tables_and_a_paired_table_counts_the_same_attemp
     long, short = (run["success"] for run in runs)
     only_short, only_long = int((short & ~long).sum()), int((long & ~short).sum())
     assert only_long > 0  # the comparison has something to count
-    assert ablation.loc["3 steps", "attempts"] == len(long)
-    assert ablation.loc["3 steps", "won only here / only there"] == \
+    assert ablation.loc["15 steps", "attempts"] == len(long)
+    assert ablation.loc["15 steps", "won only here / only there"] == \
         f"{only_short} / {only_long}"
     low, high = stats.paired_difference_interval(int((long & short).sum()), only_short,
                                                  only_long, int((~long & ~short).sum()))
     column = "difference from 100 steps [95% CI, paired]"
-    assert ablation.loc["3 steps", column] == (
+    assert ablation.loc["15 steps", column] == (
         f"{100 * (only_short - only_long) / len(long):+.1f} points [{100 * low:+.1f}, "
         f"{100 * high:+.1f}]")
     assert pd.isna(ablation.loc["100 steps", column])  # the reference row has no difference
+    # distortion on the attempts both won: the two means and the mean of the differences
+    both = long & short
+    assert both.sum() > 0
+    l2_long, l2_short = runs[0].loc[both, "l2"], runs[1].loc[both, "l2"]
+    shown = ablation.loc["15 steps",
+                         "where both won (n): mean L2 here / there, difference [95% CI]"]
+    assert shown.startswith(f"({int(both.sum())}) {l2_short.mean():.3f} / {l2_long.mean():.3f}, "
+                            f"{(l2_short - l2_long).mean():+.3f} [")
+
+
+def test_an_attack_may_take_more_images_than_the_plan_a_superset_of_them(tmp_path,
+                                                                          trained_runs):
+    attack = {"model": "gc", "attack": "fgsm", "victim": {"verdict_draws": 3}}
+    plan = _plan(tmp_path, trained_runs, detections={},
+                 models={"gc": {"run": str(trained_runs["gc"])}},
+                 attacks={"fgsm_plan": attack, "fgsm_more": {**attack, "images": 7},
+                          "fgsm_fewer": {**attack, "images": 2}},
+                 tables=[{"id": "fgsm", "kind": "attacks",
+                          "rows": {"plan": "fgsm_plan", "more": "fgsm_more",
+                                   "fewer": "fgsm_fewer"},
+                          "columns": ["success_rate"]}])
+    dry = _reproduce(plan, "--out", tmp_path / "a", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    result = _reproduce(plan, "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+
+    def ids(name):
+        return set(pd.read_csv(tmp_path / "a" / "attacks" / name / "attempts.csv")["image_id"])
+
+    plan_ids = set(reporting.read_json(tmp_path / "a" / "images.json")["ids"]["mnist"])
+    assert len(plan_ids) == 4 and ids("fgsm_plan") == plan_ids
+    assert len(ids("fgsm_more")) == 7 and plan_ids < ids("fgsm_more")
+    assert len(ids("fgsm_fewer")) == 2 and ids("fgsm_fewer") < plan_ids
 
 
 def test_a_step_still_running_shows_its_attempts_so_far(tmp_path, trained_runs, monkeypatch):

@@ -122,6 +122,23 @@ def test_bootstrap_coverage_is_near_nominal():
     assert 0.88 <= covered / reps <= 0.99
 
 
+def test_bootstrap_of_the_mean_covers_a_skewed_mean_and_is_reproducible():
+    rng = np.random.default_rng(7)
+    covered = 0
+    for rep in range(200):
+        sample = rng.exponential(scale=1.0, size=60)  # mean 1, skewed as L2 differences are
+        lower, upper = stats.bootstrap_mean_interval(sample, resamples=400, seed=rep)
+        assert lower <= sample.mean() <= upper
+        covered += lower <= 1.0 <= upper
+    assert 0.88 <= covered / 200 <= 0.99
+    values = rng.normal(size=30)
+    assert stats.bootstrap_mean_interval(values, seed=1) == \
+        stats.bootstrap_mean_interval(values, seed=1)
+    assert stats.bootstrap_mean_interval([0.25]) == (0.25, 0.25)
+    with pytest.raises(ValueError):
+        stats.bootstrap_mean_interval([1.0, float("inf")])
+
+
 def test_bootstrap_edge_cases():
     lower, upper = stats.bootstrap_median_interval([])
     assert math.isnan(lower) and math.isnan(upper)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper_numbers, reporting
-from ..stats import bootstrap_median_interval, format_median, format_rate
+from ..stats import bootstrap_mean_interval, bootstrap_median_interval, format_median, format_rate
 from . import paired, store
 from .reproduce import Plan, Step, attack_progress, is_finished, model_dir, step_dir
 
@@ -300,7 +300,7 @@ def _paired(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str
     """Every finished row on the attempts all of them made, beside the first row (the
     reference, which may still be running as long as it has made those attempts): success,
     the difference from the reference with Newcombe's paired 95% interval, the attempts only
-    one of the two won, and the median L2 where both won."""
+    one of the two won, and the mean L2 and its paired difference where both won."""
     (reference_label, reference), *others = table["rows"].items()
     notes = [f"{label}: {cells.provenance(ref)}" for label, ref in table["rows"].items()]
     finished = [(label, ref) for label, ref in others if cells.done(ref)]
@@ -328,11 +328,20 @@ def _paired(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str
                 f"difference from {reference_label} [95% CI, paired]":
                     f"{100 * found.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]",
                 "won only here / only there": f"{found.only_here} / {found.only_reference}",
-                "where both won: median L2 here / there (n)":
-                    (f"{np.median(found.l2_both_won):.3f} / "
-                     f"{np.median(found.reference_l2_both_won):.3f} ({both})" if both else "n/a")}
+                "where both won (n): mean L2 here / there, difference [95% CI]":
+                    _mean_l2_difference(found) if both else "n/a"}
         rows.append(row)
     return pd.DataFrame(rows).fillna(""), notes
+
+
+def _mean_l2_difference(found: paired.Against) -> str:
+    """Paper tables print mean distortions; on the attempts both runs won, the mean of the
+    per-attempt differences is the paired comparison of those means."""
+    here, there = found.l2_both_won, found.reference_l2_both_won
+    differences = here.to_numpy() - there.reindex(here.index).to_numpy()
+    low, high = bootstrap_mean_interval(differences)
+    return (f"({len(differences)}) {here.mean():.3f} / {there.mean():.3f}, "
+            f"{differences.mean():+.3f} [{low:+.3f}, {high:+.3f}]")
 
 
 def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame, str | None]:

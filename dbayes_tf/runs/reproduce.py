@@ -4,7 +4,8 @@ A plan names the models (trained on the spot, or a committed run reused), one fi
 images per dataset (shared by every model, so every comparison is paired), the attacks with
 their settings, the detections, and the tables of the report. Each scale (smoke, reduced,
 paper) declares its image count and overrides any part of the plan (``_merge_plan``: it can
-also add steps and tables, such as the ablations only the paper scale runs).
+also add steps and tables, such as the ablations only the paper scale runs, and a null removes
+a key).
 
 The steps run in dependency order (models, then attacks, then detections, then the report);
 a finished step is skipped, an unfinished one resumed (every runner resumes where it stopped,
@@ -114,9 +115,13 @@ class Plan:
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
+    """``extra`` on ``base``, mapping by mapping; a null in ``extra`` removes the key (a scale
+    that trains a model the other scales reuse says ``run: null`` beside its ``train:``)."""
     out = copy.deepcopy(base)
     for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -196,6 +201,11 @@ def _check(plan: Plan) -> None:
                 raise RunError(f"{where}: attack {name}: an eps sweep is for fgsm only")
             spec["eps_sweep"] = parse_eps(settings.pop("eps"))
             spec["settings"] = settings
+        count = spec.get("images")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)
+                                  or count < 1):
+            raise RunError(f"{where}: attack {name}: images must be a whole number of test "
+                           f"images, at least 1; got {count!r}")
         unknown = sorted(set(spec.get("victim") or {}) - set(VICTIM_OPTIONS))
         if unknown:
             raise RunError(f"{where}: attack {name}: unknown victim option(s) {unknown}; "
@@ -229,6 +239,9 @@ def _check(plan: Plan) -> None:
                                      "path", "costs", "paired", "examples"):
             raise RunError(f"{where}: table {table.get('id')} has unknown kind "
                            f"{table.get('kind')!r}")
+        if table.get("kind") in ("accuracy", "attacks") and not table.get("columns"):
+            raise RunError(f"{where}: table {table.get('id')}: a table of kind "
+                           f"{table['kind']} needs columns: (the measures it shows)")
         columns = table.get("columns") or ["accuracy"]
         if table.get("kind") == "sweep" and (columns[0] != "accuracy" or
                                              not set(columns) <= set(SWEEP_COLUMNS)):
@@ -436,16 +449,18 @@ class Reproduction:
 
     def _step_images(self, spec: dict[str, Any], dataset: str) -> tuple[int, ...]:
         """The plan's images, or (``images: M`` in an attack) the first M of the same seeded
-        permutation: a subset of them, shared by every attack that asks for M."""
+        permutation, shared by every attack that asks for M: fewer than the plan's are a subset
+        of them (an expensive attack), more a superset (a cheap one measured more finely)."""
         ids = tuple(self._images()[dataset])
         count = spec.get("images")
-        if count is None or int(count) >= len(ids):
+        if count is None or int(count) == len(ids):
             return ids
         from ..data import sample_test_images
 
-        subset = sample_test_images(len(self.dataset(dataset).test), int(count), self.plan.seed)
-        assert set(subset) <= set(ids)  # one permutation: a smaller sample is a prefix
-        return subset
+        chosen = sample_test_images(len(self.dataset(dataset).test), int(count), self.plan.seed)
+        smaller, larger = sorted((set(chosen), set(ids)), key=len)
+        assert smaller <= larger  # one permutation: a smaller sample is a prefix
+        return chosen
 
     def _model_dataset(self, name: str) -> str:
         spec = self.plan.models[name]
@@ -457,13 +472,7 @@ class Reproduction:
         return canonical_name(options.get("dataset", "mnist"))
 
     def _train_options(self, spec: dict[str, Any]) -> dict[str, Any]:
-        from .train import read_preset
-
-        options = dict(spec["train"])
-        preset = options.pop("preset", None)
-        if preset:
-            options = read_preset(preset, options.get("model")) | options
-        return options
+        return train_options(spec)
 
     # steps
     def _run_model(self, step: Step) -> None:
@@ -596,6 +605,50 @@ LEGACY_NAMES = {"max_iterations": "iterations", "binary_search_steps": "binary_s
                 "learning_rate": "lr"}
 
 
+def train_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """A plan model's ``train:`` options, on top of its ``preset:`` file if it names one."""
+    from .train import read_preset
+
+    options = dict(spec["train"])
+    preset = options.pop("preset", None)
+    if preset:
+        options = read_preset(preset, options.get("model")) | options
+    return options
+
+
+# What only training reads: two models that differ in these cost the same to attack.
+_TRAINING_ONLY = ("seed", "train_k", "decoder_bias")
+
+
+def _architecture(model_config: dict[str, Any] | None) -> str | None:
+    from ..configs import ModelConfig
+
+    if not model_config:
+        return None
+    # through the config type, so that a run saved before a field existed gets its default
+    full = ModelConfig.from_dict(dict(model_config)).to_dict()
+    return _hash({key: value for key, value in full.items() if key not in _TRAINING_ONLY})
+
+
+def _run_architecture(run_dir: Path) -> str | None:
+    try:
+        return _architecture(store.read_config(run_dir, "train").get("model"))
+    except (RunError, OSError, ValueError):
+        return None
+
+
+def _planned_architecture(spec: dict[str, Any]) -> str | None:
+    """A plan model's architecture: its committed run's, or the one its recipe will train."""
+    if "run" in spec:
+        return _run_architecture(Path(spec["run"]))
+    from .train import configs_from_options
+
+    try:
+        return _architecture(configs_from_options(train_options(spec))[0].to_dict())
+    except (RunError, OSError, ValueError):
+        return None
+
+
 def recorded_costs(roots) -> list[dict[str, Any]]:
     """Seconds per attempt that finished attack runs and FGSM sweeps (per image and step
     size) under ``roots`` recorded."""
@@ -613,6 +666,7 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
                 continue
             victim = config.get("victim") or {}
             found.append({"run": str(sweep.parent), "model": Path(config["model_dir"]).name,
+                          "architecture": _run_architecture(sweep.parent / config["model_dir"]),
                           "attack": "fgsm", "victim": victim, "k": victim.get("k"),
                           "work": 1.0, "levers": _levers(victim, {}),
                           "batch_size": config.get("batch_size"),
@@ -633,6 +687,8 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
             victim = config.get("victim") or {"k": config["settings"].get("k")}
             host = (config.get("environment") or {}).get("cpu_bfloat16", "unknown")
             found.append({"run": str(summary.parent), "model": Path(config["model_dir"]).name,
+                          "architecture": _run_architecture(summary.parent
+                                                            / config["model_dir"]),
                           "attack": attack, "victim": victim,
                           "k": victim.get("k"), "work": _work(settings),
                           "levers": _levers(victim, settings),
@@ -641,26 +697,80 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
     return found
 
 
+def _training_key(model_config: dict[str, Any], train_config: dict[str, Any]) -> str:
+    """What an epoch's cost depends on: the architecture, the samples training draws, the data
+    and the batches."""
+    return _hash({"architecture": _architecture(model_config),
+                  "train_k": model_config.get("train_k", 1),
+                  **{key: train_config.get(key) for key in ("dataset", "train_size",
+                                                            "batch_size")}})
+
+
+def recorded_epochs(roots) -> dict[str, tuple[float, str]]:
+    """Median seconds per training epoch that model runs under ``roots`` recorded, by
+    ``_training_key``, with the run each comes from."""
+    from .train import load_run_config
+
+    found: dict[str, tuple[float, str]] = {}
+    for root in roots:
+        for state_file in sorted(Path(root).rglob(store.STATE_FILE)):
+            try:
+                saved = load_run_config(state_file.parent)
+                history = reporting.read_json(state_file).get("history") or []
+                key = _training_key(saved["model"], saved["train"])
+            except (RunError, OSError, ValueError, KeyError, AttributeError):
+                continue
+            seconds = sorted(float(epoch["seconds"]) for epoch in history if "seconds" in epoch)
+            if seconds and key not in found:
+                found[key] = (seconds[len(seconds) // 2], str(state_file.parent))
+    return found
+
+
+def training_cost(plan: Plan, out: Path, step: Step, epochs: dict[str, tuple[float, str]]
+                  ) -> tuple[float, str, float] | None:
+    """Seconds a model step the plan trains has left (its epochs left at the median epoch of a
+    recorded run of the same kind), the run that is from and its seconds per epoch."""
+    from .train import configs_from_options
+
+    if step.kind != "model" or "train" not in step.spec:
+        return None
+    try:
+        model_config, train_config = configs_from_options(train_options(step.spec))
+    except (RunError, OSError, ValueError):
+        return None
+    key = _training_key(model_config.to_dict(), dataclasses.asdict(train_config))
+    if key not in epochs:
+        return None
+    per_epoch, basis = epochs[key]
+    state_file = model_dir(out, plan, step.name) / store.STATE_FILE
+    done = reporting.read_json(state_file).get("epochs_done", 0) if state_file.is_file() else 0
+    return per_epoch * max(train_config.epochs - done, 0), basis, per_epoch
+
+
 def closest_cost(plan: Plan, step: Step, costs: list[dict[str, Any]], *,
                  host: str | None = None) -> tuple[float, dict[str, Any]] | None:
     """Seconds an attack step should take and the recorded run they come from: the closest
-    recorded run (same model folder, attack and levers, K from the step's victim when it says
-    one; recorded on a CPU of this ``host``'s kind (``reporting.cpu_bfloat16``, this machine's
-    when None) if any was, since the bfloat16 levers cost 0.57x to 1.75x of float32 depending
-    on it; then closest in work per attempt, then in batch size, which decides how far a
-    step's fixed costs are shared), scaled by the work per attempt."""
+    recorded run (same model folder or architecture, so that a model the plan trains is priced
+    by a committed run of its kind; same attack and levers, K from the step's victim when it
+    says one; recorded on a CPU of this ``host``'s kind (``reporting.cpu_bfloat16``, this
+    machine's when None) if any was, since the bfloat16 levers cost 0.57x to 1.75x of float32
+    depending on it; then closest in work per attempt, then in batch size, which decides how far
+    a step's fixed costs are shared), scaled by the work per attempt."""
     host = host or reporting.cpu_bfloat16()
     if step.kind not in ("attack", "sweep"):
         return None
     spec = step.spec
     model = Path(plan.models[spec["model"]].get("run", spec["model"])).name
+    architecture = _planned_architecture(plan.models[spec["model"]])
     kind = settings_type(spec["attack"])
     settings = kind.build(spec.get("settings") or {}, preset=spec.get("preset"))
     attack = "fgsm" if step.kind == "sweep" else spec["attack"]
     victim = planned_victim(spec.get("victim") or {})
     k = victim.get("k")
     levers = _levers(victim, dataclasses.asdict(settings))
-    matches = [c for c in costs if c["model"] == model and c["attack"] == attack
+    matches = [c for c in costs if (c["model"] == model or architecture is not None
+                                    and c.get("architecture") == architecture)
+               and c["attack"] == attack
                and (k is None or c["k"] in (None, k)) and c["levers"] == levers
                and _same_draws(victim, c.get("victim") or {})]
     if not matches:
@@ -672,7 +782,7 @@ def closest_cost(plan: Plan, step: Step, costs: list[dict[str, Any]], *,
                                        abs(math.log((c["batch_size"] or batch) / batch))))
     per_attempt = best["seconds"] * work / best["work"]
     targets = 9 if spec.get("targeted") == "all" else 1
-    count = min(int(spec.get("images", plan.n_images)), plan.n_images) * targets
+    count = int(spec.get("images", plan.n_images)) * targets
     if step.kind == "sweep":
         count *= len(spec["eps_sweep"])
     return per_attempt * count, best
@@ -684,12 +794,20 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
     host = reporting.cpu_bfloat16()
     lines = [f"plan {plan.name} at scale {plan.scale}: {plan.n_images} test images per dataset, "
              f"seed {plan.seed}, into {out}", f"this CPU's bfloat16: {host}", ""]
+    epochs = recorded_epochs(roots)
     total, unknown, elsewhere, estimates = 0.0, [], [], {}
     for step, state in reproduction.status():
         found = None if state in ("done", "reused") else closest_cost(plan, step, costs,
                                                                       host=host)
+        training = None if state in ("done", "reused") else training_cost(plan, out, step,
+                                                                          epochs)
         cost = ""
-        if found is not None:
+        if training is not None:
+            seconds, basis, per_epoch = training
+            total += seconds
+            estimates[step.name] = seconds
+            cost = f"  ~{_duration(seconds)} (from {basis}: {per_epoch:.0f} s per epoch)"
+        elif found is not None:
             seconds, basis = found
             seconds *= _share_left(out, step) if state == "partial" else 1.0
             total += seconds
@@ -704,9 +822,9 @@ def dry_run_text(plan: Plan, out: Path, roots) -> str:
             unknown.append(step.name)
         lines.append(f"  {state:8s} {step.kind:8s} {step.name}{cost}")
     bound = "at least " if unknown else ""
-    lines += ["", f"estimated time for the attacks left: {bound}{_duration(total)} (from the "
+    lines += ["", f"estimated time for the steps left: {bound}{_duration(total)} (from the "
               "seconds per attempt that earlier runs recorded, scaled by search steps x "
-              "iterations)"]
+              "iterations, and per training epoch)"]
     if unknown:
         lines.append(f"no recorded cost for (not in the estimate): {', '.join(unknown)}")
     by_table = []
