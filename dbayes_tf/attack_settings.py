@@ -233,7 +233,7 @@ class CarliniWagnerL2Settings(AttackSettings):
 @dataclasses.dataclass(frozen=True)
 class DeepFoolSettings(AttackSettings):
     name = "deepfool"
-    targeting = ("none",)
+    targeting = ("none", "random", "all")  # targeted: paper 2's "one-vs-all"
     p: float = setting(2.0, "norm: a number > 1, or inf")
     candidates: int = setting(10, "candidate classes, the label included")
     overshoot: float = setting(0.02, "push this fraction past the boundary")
@@ -254,13 +254,14 @@ class DeepFoolSettings(AttackSettings):
 
         return deepfool(victim, x, aim, p=self.p, candidates=self.candidates,
                         overshoot=self.overshoot, max_iterations=self.iterations,
-                        pairwise=self.pairwise, confirm_draws=victim.confirm_draws,
-                        box=victim.box)
+                        pairwise=self.pairwise, targeted=targeted,
+                        confirm_draws=victim.confirm_draws, box=victim.box)
 
 
 @dataclasses.dataclass(frozen=True)
 class TruncatedDeepFoolSettings(DeepFoolSettings):
     name = "truncated_deepfool"
+    targeting = ("none",)
     bisection_steps: int = setting(10, "halvings of DeepFool's perturbation")
 
     def validate(self) -> None:

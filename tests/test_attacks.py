@@ -43,6 +43,39 @@ def test_deepfool_on_an_affine_model_finds_the_analytic_minimal_l2_step(rng):
     np.testing.assert_allclose(achieved, 1.02 * minimal, rtol=1e-3, atol=1e-4)
 
 
+def test_targeted_deepfool_on_two_classes_is_the_untargeted_step(rng):
+    model_fn, weights, bias = _affine(rng, classes=2)
+    x = (0.5 + 0.01 * rng.normal(size=(8, 12, 1, 1))).astype(np.float32)
+    labels = np.argmax(x.reshape(8, -1) @ weights + bias, axis=1)
+    away = attacks.deepfool(model_fn, x, labels, overshoot=0.02)
+    towards = attacks.deepfool(model_fn, x, 1 - labels, overshoot=0.02, targeted=True)
+    assert towards.found.all() and np.all(towards.steps == 1)
+    np.testing.assert_allclose(towards.x_adv, away.x_adv, atol=1e-5)
+
+
+def test_targeted_deepfool_on_an_affine_model_reaches_every_target(rng):
+    model_fn, weights, bias = _affine(rng)
+    x = (0.5 + 0.01 * rng.normal(size=(16, 12, 1, 1))).astype(np.float32)
+    flat = x.reshape(16, -1)
+    scores = flat @ weights + bias
+    labels = np.argmax(scores, axis=1)
+    targets = (labels + 1 + rng.integers(0, 3, size=16)) % 4  # never the label
+    out = attacks.deepfool(model_fn, x, targets, overshoot=0.02, targeted=True)
+    assert out.found.all()
+    assert (np.argmax(out.x_adv.reshape(16, -1) @ weights + bias, axis=1) == targets).all()
+    # t must at least beat y: the distance to the (t, y) hyperplane is a lower bound, and the
+    # step when y is t's only rival that far is exactly that hyperplane's distance
+    achieved = np.linalg.norm((out.x_adv - x).reshape(16, -1), axis=1)
+    rows = np.arange(16)
+    to_beat_y = np.abs(scores[rows, targets] - scores[rows, labels]) / np.linalg.norm(
+        weights[:, targets] - weights[:, labels], axis=0)
+    assert np.all(achieved >= to_beat_y * (1 - 1e-3))
+    one_step = out.steps == 1
+    assert one_step.any()
+    np.testing.assert_allclose(achieved[one_step], 1.02 * to_beat_y[one_step], rtol=1e-3,
+                               atol=1e-4)
+
+
 def test_deepfool_linf_step_on_an_affine_model_matches_the_l1_dual_formula(rng):
     model_fn, weights, bias = _affine(rng)
     x = (0.5 + 0.01 * rng.normal(size=(8, 12, 1, 1))).astype(np.float32)

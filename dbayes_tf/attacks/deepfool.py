@@ -29,10 +29,10 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
              candidates: int = DeepFoolSettings.candidates,
              overshoot: float = DeepFoolSettings.overshoot,
              max_iterations: int = DeepFoolSettings.iterations,
-             pairwise: bool = DeepFoolSettings.pairwise, confirm_draws: int = 0,
-             box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
+             pairwise: bool = DeepFoolSettings.pairwise, targeted: bool = False,
+             confirm_draws: int = 0, box: tuple[float, float] = (0.0, 1.0)) -> AttackOutput:
     """Push each image just past the nearest linearised decision boundary, step by step, until
-    the predicted class is no longer ``labels``.
+    the predicted class is no longer ``labels`` (``targeted``: until it is ``labels``).
 
     Step i: for each candidate class k != y, w_k = grad(Z_k - Z_y), f_k = Z_k - Z_y; take
     l = argmin |f_k| / ||w_k||_q and move by r = (|f_l| + 1e-4) / ||w_l||_q^q * |w_l|^(q-1) *
@@ -53,6 +53,12 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
     image is still classed y while y beats every candidate in that candidate's own copy. On a
     deterministic model with every class a candidate this is the same test and the same step.
 
+    ``targeted`` (paper 2's "one-vs-all" attacks: one per class): ``labels`` are the targets t,
+    and each step crosses the linearised boundary between t and its strongest rival r,
+    f = Z_t - Z_r, w = grad f (one copy per image; r is the rival of that copy's own draw, so
+    the step follows the image into whichever class it enters on the way), until t is the
+    class. ``candidates`` and ``pairwise`` do not apply.
+
     References:
         Moosavi-Dezfooli, Fawzi, Frossard. DeepFool: a simple and accurate method to fool deep
         neural networks. CVPR 2016.
@@ -64,6 +70,9 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
     x = as_images(x)
     batch = int(x.shape[0])
     labels = as_labels(labels, batch)
+    if targeted:
+        return _towards(model_fn, x, labels, q=q, overshoot=overshoot,
+                        max_iterations=max_iterations, confirm_draws=confirm_draws, box=box)
     logits0 = model_fn(x)
     num_classes = int(logits0.shape[-1])
     candidates = min(candidates, num_classes)
@@ -100,8 +109,40 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
                                 output_type=tf.int32) == labels
         return f, w, still_y
 
+    return _iterate(linearise, _nearest_step(q), model_fn, x, labels, copies=n,
+                    targeted=False, overshoot=overshoot, max_iterations=max_iterations,
+                    confirm_draws=confirm_draws, box=box)
+
+
+def _towards(model_fn: ModelFn, x, targets, *, q: float, overshoot: float,
+             max_iterations: int, confirm_draws: int, box) -> AttackOutput:
+    """Targeted DeepFool (see ``deepfool``): one copy per image, f = Z_t - Z_r."""
+    num_classes = int(model_fn(x[:1]).shape[-1])
+    is_target = tf.one_hot(targets, num_classes)
+
+    @tf.function(reduce_retracing=True)
+    def linearise(x_now):
+        with tf.GradientTape() as tape:
+            tape.watch(x_now)
+            logits = model_fn(x_now)
+            z_t = tf.reduce_sum(logits * is_target, axis=-1)
+            z_r = tf.reduce_max(logits - 1e9 * is_target, axis=-1)
+            f = z_t - z_r  # [B], < 0 until t wins this draw
+            total = tf.reduce_sum(f)
+        w = tape.gradient(total, x_now)
+        return f[None], w[None], f <= 0  # one copy; "still short of t"
+
+    return _iterate(linearise, _nearest_step(q), model_fn, x, targets, copies=1,
+                    targeted=True, overshoot=overshoot, max_iterations=max_iterations,
+                    confirm_draws=confirm_draws, box=box)
+
+
+def _nearest_step(q: float):
+    """The minimal L_p step onto the nearest of the copies' linearised boundaries."""
+
     @tf.function(reduce_retracing=True)
     def step(f, w):
+        n, batch = tf.shape(f)[0], tf.shape(f)[1]
         w_flat = tf.reshape(w, [n, batch, -1])
         if q == 1.0:
             w_norm = tf.reduce_sum(tf.abs(w_flat), axis=-1)
@@ -116,20 +157,27 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
         direction = tf.sign(w_l) if q == 1.0 else tf.abs(w_l) ** (q - 1) * tf.sign(w_l)
         return size[:, None, None, None] * direction
 
+    return step
+
+
+def _iterate(linearise, step, model_fn: ModelFn, x, aim, *, copies: int, targeted: bool,
+             overshoot: float, max_iterations: int, confirm_draws: int, box) -> AttackOutput:
+    """The DeepFool loop: linearise, step the images not there yet, until none is left."""
+    batch = int(x.shape[0])
     total = tf.zeros_like(x)
     x_now = x
     active = np.ones(batch, bool)
     steps = np.zeros(batch, np.int64)
     queries = np.ones(batch, np.int64)
 
-    def still_classed_y(still_y_by_copies):
-        crossed = ~still_y_by_copies.numpy()
-        return ~confirm(model_fn, x_now, crossed, labels, False, confirm_draws, queries)
+    def not_there_yet(short_by_copies):
+        crossed = ~short_by_copies.numpy()
+        return ~confirm(model_fn, x_now, crossed, aim, targeted, confirm_draws, queries)
 
     for _ in range(max_iterations):
-        f, w, still_y = linearise(x_now)
-        queries += n
-        active = still_classed_y(still_y)
+        f, w, short = linearise(x_now)
+        queries += copies
+        active = not_there_yet(short)
         if not active.any():
             break
         r = step(f, w) * tf.constant(active[:, None, None, None], tf.float32)
@@ -137,8 +185,8 @@ def deepfool(model_fn: ModelFn, x, labels, *, p: float = DeepFoolSettings.p,
         x_now = clip_to_box(x + (1 + overshoot) * total, box)
         steps[active] += 1
     else:
-        _, _, still_y = linearise(x_now)
-        queries += n
-        active = still_classed_y(still_y)
+        _, _, short = linearise(x_now)
+        queries += copies
+        active = not_there_yet(short)
     return AttackOutput(x_adv=x_now.numpy(), steps=steps, queries=queries, found=~active,
                         extras={"perturbation": total.numpy()})
