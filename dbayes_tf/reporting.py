@@ -147,23 +147,36 @@ def _pyplot():
 
 def plot_examples(clean: np.ndarray | None, labels: np.ndarray,
                   adversarials: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-                  path: str | os.PathLike, *, title: str = "") -> Path:
+                  path: str | os.PathLike, *, title: str = "",
+                  reconstructions: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                  ) -> Path:
     """One column per image: the clean image (when given) above each attack's adversarial,
     each captioned below with the class the verdict gave and the L2 of the perturbation.
-    ``adversarials``: (attack, images [N, H, W, C], classes [N], L2 [N]) per attack."""
+    ``adversarials``: (attack, images [N, H, W, C], classes [N], L2 [N]) per attack.
+    ``reconstructions`` (paper 1 Fig. 2): by row name ("clean" or an attack), the images
+    reconstructed under that row's classes and their distances to it, drawn below the row."""
     plt = _pyplot()
-    rows = ([("clean", clean, labels, None)] if clean is not None else []) + \
-        [(name, images, classes, l2) for name, images, classes, l2 in adversarials]
+    reconstructions = reconstructions or {}
+    rows = []
+    for name, images, classes, l2 in ([("clean", clean, labels, None)] if clean is not None
+                                      else []) + list(adversarials):
+        rows.append((name, images, [f"true {c}" if l2 is None else f"{c}, L2 {d:.2f}"
+                                    for c, d in zip(classes, l2 if l2 is not None
+                                                    else classes, strict=True)]))
+        if name in reconstructions:
+            rebuilt, distances = reconstructions[name]
+            rows.append((f"{name}: r(x, class)", rebuilt,
+                         [f"r at {c}, d {d:.2f}" for c, d in zip(classes, distances,
+                                                                   strict=True)]))
     n = len(labels)
     figure, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 1.2, 1.5 * len(rows)),
                                 squeeze=False)
-    for i, (name, images, classes, l2) in enumerate(rows):
+    for i, (name, images, captions) in enumerate(rows):
         for j in range(n):
             axes[i, j].imshow(images[j][..., 0], cmap="gray", vmin=0, vmax=1)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
-            caption = f"true {classes[j]}" if l2 is None else f"{classes[j]}, L2 {l2[j]:.2f}"
-            axes[i, j].set_xlabel(caption, fontsize=7, labelpad=1)
+            axes[i, j].set_xlabel(captions[j], fontsize=7, labelpad=1)
         axes[i, 0].set_ylabel(name, fontsize=7)
     figure.suptitle(title, fontsize=9)
     return save_figure(figure, path)

@@ -1,5 +1,6 @@
 """``dbayes reproduce``: a small plan of every step kind, run straight, interrupted and resumed
 (the same REPORT.md), a second call that does nothing, and plans that are refused."""
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -45,7 +46,7 @@ def _plan(tmp_path, trained_runs, **changes):
              "rows": {"GFZ": {"DeepFool": ["logit_gc", "deepfool_gc"]}}},
             {"id": "costs", "kind": "costs", "rows": {"GFZ": {"DeepFool": "deepfool_gc"}}},
             {"id": "examples", "kind": "examples", "rows": {"DeepFool": "deepfool_gc"},
-             "images": 3},
+             "images": 3, "reconstruct_with": "gc"},
         ],
     }
     plan.update(changes)
@@ -78,9 +79,21 @@ def test_reproduce_straight_interrupted_and_again(tmp_path, trained_runs, monkey
     assert len(timed) == 1 and timed[0]["attack"] == "fgsm" and timed[0]["seconds"] > 0
     examples = pd.read_csv(tmp_path / "a" / "tables" / "examples.csv")
     deepfool = pd.read_csv(tmp_path / "a" / "attacks" / "deepfool_gc" / "attempts.csv")
-    assert list(examples.columns) == ["image", "DeepFool"] and len(examples) == 3
+    assert list(examples.columns) == ["image", "DeepFool", "clean: d(x, r(x, class))",
+                                      "DeepFool: d(x, r(x, class))"] and len(examples) == 3
     assert examples["DeepFool"].tolist() == [f"{p} ({d:.2f})" for p, d in
                                              zip(deepfool["pred_adv"][:3], deepfool["l2"][:3])]
+    # paper 1 Fig. 2: the distances are the reconstruction detector's, d(x*, r(x*, F(x*)))
+    from dbayes_tf.runs.store import read_images
+    from dbayes_tf.runs.train import load_model
+
+    gc = load_model(trained_runs["gc"])
+    made = read_images(tmp_path / "a" / "attacks" / "deepfool_gc", deepfool.iloc[:3])
+    x_adv = made["x_adv"][:3]
+    rebuilt = gc.reconstruct(x_adv, deepfool["pred_adv"][:3].to_numpy()).numpy()
+    expected = np.sqrt(((x_adv - rebuilt) ** 2).reshape(3, -1).sum(axis=1))
+    assert examples["DeepFool: d(x, r(x, class))"].tolist() == pytest.approx(
+        [float(f"{d:.2f}") for d in expected], abs=0.011)
     assert (tmp_path / "a" / "figures" / "examples.png").is_file()
     assert "seconds per attempt" in (tmp_path / "a" / "COSTS.md").read_text()
     # the targeted attack ran on the first 2 of the plan's 4 images, which the others share
@@ -177,6 +190,8 @@ def test_a_changed_plan_is_refused_not_mixed_in(tmp_path, trained_runs):
     ({"detections": {"d": {"method": "logit", "detector": "gc", "attacks": ["missing"]}}},
      "unknown attack 'missing'"),
     ({"scales": {"smoke": {}}}, "how many test images"),
+    ({"tables": [{"id": "e", "kind": "examples", "rows": {"DeepFool": "deepfool_gc"},
+                  "reconstruct_with": "nope"}]}, "reconstruct_with is for an examples table"),
     ({"attacks": {"x": {"model": "gc", "attack": "fgsm", "images": "all"}}},
      "images must be a whole number of test images, at least 1; got 'all'"),
     ({"tables": [{"id": "t", "kind": "attacks", "rows": {"MLP": "cw_mlp"}}]},

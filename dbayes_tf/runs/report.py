@@ -40,6 +40,8 @@ from .reproduce import Plan, Step, attack_progress, is_finished, model_dir, step
 NOT_RUN = "not run yet"
 # (model name in the plan, test image ids) -> (images, labels)
 CleanImages = Callable[[str, Sequence[int]], tuple[np.ndarray, np.ndarray]]
+# (model, images, classes) -> the model's reconstructions r(x, class) (paper 1 eq. 5)
+Reconstruct = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
 
 RATES = {"clean_accuracy", "error_adv", "accuracy_adv", "success_rate",
          "success_rate_single_draw", "detection_rate", "fpr_clean_test", "test_accuracy",
@@ -264,11 +266,13 @@ def _table(cells: Cells, table: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
     return pd.DataFrame(rows).fillna(""), notes
 
 
-def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: CleanImages | None
-              ) -> tuple[pd.DataFrame, str | None]:
+def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: CleanImages | None,
+              reconstruct: Reconstruct | None = None) -> tuple[pd.DataFrame, str | None]:
     """Paper 2 Figs. 1-2: the first few images every row's attack made, each attack's
     adversarial with the verdict's class and its L2 (and the clean image, when the test images
-    are at hand)."""
+    are at hand). With ``reconstruct_with: MODEL`` (paper 1 Fig. 2), each image's
+    reconstruction by that model under its class (the label; the adversarial's class) and the
+    distance between them, the reconstruction detector's score."""
     rows = _finished_rows(cells, table)
     if not rows:
         return pd.DataFrame({"": [NOT_RUN]}), None
@@ -288,11 +292,20 @@ def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: Clea
         frame[label] = [f"{p} ({d:.2f})" for p, d in zip(made["pred_adv"], made["l2"],
                                                         strict=True)]
     clean = None
+    labels = first.loc[shown, "label"].to_numpy()
     if clean_images is not None:
         clean = clean_images(cells.plan.attacks[rows[0][1]]["model"], shown)[0]
-    figure = reporting.plot_examples(clean, first.loc[shown, "label"].to_numpy(), adversarials,
+    rebuilt = {}
+    if table.get("reconstruct_with") and reconstruct is not None and clean is not None:
+        for name, images, classes in [("clean", clean, labels),
+                                      *[(a, x, c) for a, x, c, _ in adversarials]]:
+            made = reconstruct(table["reconstruct_with"], images, classes)
+            distances = np.sqrt(((images - made) ** 2).reshape(len(images), -1).sum(axis=1))
+            rebuilt[name] = (made, distances)
+            frame[f"{name}: d(x, r(x, class))"] = [f"{d:.2f}" for d in distances]
+    figure = reporting.plot_examples(clean, labels, adversarials,
                                      out / "figures" / f"{table['id']}.png",
-                                     title=table.get("title", ""))
+                                     title=table.get("title", ""), reconstructions=rebuilt)
     return frame, str(figure.relative_to(out))
 
 
@@ -396,10 +409,12 @@ def _finished_rows(cells: Cells, table: dict[str, Any]):
     return [(label, ref) for label, ref in table["rows"].items() if cells.done(ref)]
 
 
-def write_report(plan: Plan, out: Path, clean_images: CleanImages | None = None) -> Path:
+def write_report(plan: Plan, out: Path, clean_images: CleanImages | None = None,
+                 reconstruct: Reconstruct | None = None) -> Path:
     """REPORT.md from every finished step; the cells of steps not run yet say so.
     ``clean_images(model, image_ids)`` gives the test images and labels that ``examples``
-    tables show beside the adversarials (without it they are left out)."""
+    tables show beside the adversarials, and ``reconstruct(model, images, classes)`` the
+    reconstructions they show with ``reconstruct_with`` (without them these are left out)."""
     cells = Cells(plan, out)
     missing = [step.name for step in plan.steps() if not is_finished(out, plan, step)]
     parts = [f"# {plan.title}", "",
@@ -423,7 +438,7 @@ def write_report(plan: Plan, out: Path, clean_images: CleanImages | None = None)
         source = paper_numbers.TABLES.get(table.get("id"), {}).get("source")
         if table["kind"] in ("sweep", "path", "examples"):
             if table["kind"] == "examples":
-                frame, figure = _examples(cells, table, out, clean_images)
+                frame, figure = _examples(cells, table, out, clean_images, reconstruct)
             else:
                 frame, figure = (_sweep if table["kind"] == "sweep" else _path)(cells, table, out)
             parts += [_markdown(frame), ""]

@@ -242,6 +242,12 @@ def _check(plan: Plan) -> None:
         if table.get("kind") in ("accuracy", "attacks") and not table.get("columns"):
             raise RunError(f"{where}: table {table.get('id')}: a table of kind "
                            f"{table['kind']} needs columns: (the measures it shows)")
+        rebuilder = table.get("reconstruct_with")
+        if rebuilder is not None and (table.get("kind") != "examples"
+                                      or rebuilder not in plan.models):
+            raise RunError(f"{where}: table {table.get('id')}: reconstruct_with is for an "
+                           f"examples table and names one of the plan's models; got "
+                           f"{rebuilder!r}")
         columns = table.get("columns") or ["accuracy"]
         if table.get("kind") == "sweep" and (columns[0] != "accuracy" or
                                              not set(columns) <= set(SWEEP_COLUMNS)):
@@ -397,7 +403,7 @@ class Reproduction:
                      f"{time.perf_counter() - started:.0f} s")
         from .report import write_report
 
-        write_report(self.plan, self.out, self.clean_images)
+        write_report(self.plan, self.out, self.clean_images, self.reconstruct)
         records = self._records()
         records["report"] = report_fingerprint(self.plan)
         reporting.write_json(self.out / STEPS_FILE, records)
@@ -411,7 +417,7 @@ class Reproduction:
 
         if not (self.out / "images.json").is_file():
             raise RunError(f"{self.out}: no step has run yet (no images.json)")
-        path = write_report(self.plan, self.out, self.clean_images)
+        path = write_report(self.plan, self.out, self.clean_images, self.reconstruct)
         self.log(f"wrote {path}")
         return path
 
@@ -430,6 +436,17 @@ class Reproduction:
         split = self.dataset(self._model_dataset(model)).test
         ids = list(image_ids)
         return split.images[ids], split.labels[ids]
+
+    def reconstruct(self, model: str, images, classes):
+        """``model``'s reconstructions r(x, class) (for the report's examples, paper 1 Fig. 2)."""
+        import numpy as np
+
+        loaded = self._load(model)
+        if not hasattr(loaded, "reconstruct"):
+            raise RunError(f"model {model} cannot reconstruct images (it is not a generative "
+                           "classifier); reconstruct_with: names one that can")
+        return np.concatenate([loaded.reconstruct(images[i:i + 100], classes[i:i + 100]).numpy()
+                               for i in range(0, len(images), 100)])
 
     def _images(self) -> dict[str, list[int]]:
         """One list of test indices per dataset, shared by every model of the plan."""
