@@ -265,6 +265,10 @@ def test_dry_run_takes_the_cost_recorded_at_the_closest_batch_size():
     assert closest_cost(plan, step, recorded[:1]) == (2.0 * 10 * 9, recorded[0])  # the only one
     other = [{**recorded[1], "levers": _levers({"k": 10, "attack_k": 1}, {})}]
     assert closest_cost(plan, step, other) is None  # other levers: no estimate
+    # a run with the step's targeting is preferred to a closer batch of another targeting
+    untargeted = {**recorded[1], "targeted": "none", "seconds": 0.1}
+    targeted = {**recorded[2], "targeted": "all"}
+    assert closest_cost(plan, step, [untargeted, targeted]) == (0.5 * 10 * 9, targeted)
 
 
 

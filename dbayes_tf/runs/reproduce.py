@@ -710,6 +710,7 @@ def recorded_costs(roots) -> list[dict[str, Any]]:
                           "k": victim.get("k"), "work": _work(settings),
                           "levers": _levers(victim, settings),
                           "batch_size": config.get("batch_size"), "host": host,
+                          "targeted": config.get("targeted"),
                           "seconds": float(row["seconds_per_attempt"])})
     return found
 
@@ -771,8 +772,9 @@ def closest_cost(plan: Plan, step: Step, costs: list[dict[str, Any]], *,
     by a committed run of its kind; same attack and levers, K from the step's victim when it
     says one; recorded on a CPU of this ``host``'s kind (``reporting.cpu_bfloat16``, this
     machine's when None) if any was, since the bfloat16 levers cost 0.57x to 1.75x of float32
-    depending on it; then closest in work per attempt, then in batch size, which decides how far
-    a step's fixed costs are shared), scaled by the work per attempt."""
+    depending on it; then with the same targeting (a targeted DeepFool steps one copy per image,
+    not one per class); then closest in work per attempt, then in batch size, which decides how
+    far a step's fixed costs are shared), scaled by the work per attempt."""
     host = host or reporting.cpu_bfloat16()
     if step.kind not in ("attack", "sweep"):
         return None
@@ -794,7 +796,9 @@ def closest_cost(plan: Plan, step: Step, costs: list[dict[str, Any]], *,
         return None
     work = max(_work(dataclasses.asdict(settings)), 1e-9)
     batch = int(spec.get("batch_size") or DEFAULT_BATCH_SIZE)
+    targeting = kind.check_targeting(spec.get("targeted"))
     best = min(matches, key=lambda c: (c.get("host", "unknown") != host,
+                                       c.get("targeted", targeting) != targeting,
                                        round(abs(math.log(c["work"] / work)), 6),
                                        abs(math.log((c["batch_size"] or batch) / batch))))
     per_attempt = best["seconds"] * work / best["work"]
