@@ -25,14 +25,16 @@ def keys(attempts: pd.DataFrame) -> set[tuple[int, int]]:
 
 
 def shared(runs: Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Each run's attempts on the (image, target) pairs that every run made, on images the
-    model classified correctly (the only attempts a success rate counts), indexed by
+    """Each run's attempts on the (image, target) pairs that every run made on an image its
+    model classified correctly (the only attempts a success rate counts; runs on two models,
+    such as two trainings of a CNN, keep the images both got right), indexed by
     (image_id, target) in one order."""
-    common = set.intersection(*(keys(attempts) for attempts in runs))
+    common = set.intersection(*(keys(attempts[attempts["clean_correct"].astype(bool)])
+                                for attempts in runs))
     out = []
     for attempts in runs:
         key = pd.Series(list(zip(attempts["image_id"], attempts["target"], strict=True)))
-        kept = attempts[key.isin(common).to_numpy() & attempts["clean_correct"].to_numpy()]
+        kept = attempts[key.isin(common).to_numpy()]
         out.append(kept.set_index(KEY).sort_index())
     return out
 
