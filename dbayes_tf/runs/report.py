@@ -371,14 +371,15 @@ def _sweep(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame
                                    title=table.get("title", ""))
     shown = curves.assign(accuracy=[_rate(c, n) for c, n in zip(curves["correct"],
                                                                 curves["images"], strict=True)])
-    wide = shown.pivot(index="eps", columns="model", values="accuracy")
+    order = list(dict.fromkeys(curves["model"]))  # the plan's row order, not pivot's sorting
+    wide = shown.pivot(index="eps", columns="model", values="accuracy")[order]
     for measure in table.get("columns", [])[1:]:  # after accuracy, e.g. rho (paper 2)
         if measure not in shown:
             raise ValueError(f"table {table['id']}: the sweeps record no {measure!r} (made "
                              "before it was recorded: run them again)")
         extra = shown.assign(**{measure: shown[measure].map(
             lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")}).pivot(
-            index="eps", columns="model", values=measure)
+            index="eps", columns="model", values=measure)[order]
         wide = wide.join(extra.rename(columns=lambda model, m=measure: f"{model}: {m}"))
     return wide.reset_index(), str(figure.relative_to(out))
 
@@ -397,8 +398,9 @@ def _path(cells: Cells, table: dict[str, Any], out: Path) -> tuple[pd.DataFrame,
     last = int(curves["iteration"].max())
     keep = sorted({0, last // 4, last // 2, last})
     shown = curves[curves["iteration"].isin(keep)]
-    wide = shown.pivot(index="iteration", columns="model",
-                       values=["accuracy", "target_accuracy", "entropy"])
+    measures = ["accuracy", "target_accuracy", "entropy"]
+    wide = shown.pivot(index="iteration", columns="model", values=measures)
+    wide = wide[pd.MultiIndex.from_product([measures, list(dict.fromkeys(curves["model"]))])]
     wide.columns = [f"{model}: {measure}" for measure, model in wide.columns]
     wide = wide.reset_index()
     wide["iteration"] = wide["iteration"].astype(int)
