@@ -160,9 +160,9 @@ def plot_examples(clean: np.ndarray | None, labels: np.ndarray,
     rows = []
     for name, images, classes, l2 in ([("clean", clean, labels, None)] if clean is not None
                                       else []) + list(adversarials):
-        rows.append((name, images, [f"true {c}" if l2 is None else f"{c}, L2 {d:.2f}"
-                                    for c, d in zip(classes, l2 if l2 is not None
-                                                    else classes, strict=True)]))
+        captions = ([f"true {c}" for c in classes] if l2 is None else
+                    [f"{c}, L2 {d:.2f}" for c, d in zip(classes, l2, strict=True)])
+        rows.append((name, images, captions))
         if name in reconstructions:
             rebuilt, distances = reconstructions[name]
             rows.append((f"{name}: r(x, class)", rebuilt,

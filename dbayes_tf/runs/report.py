@@ -40,8 +40,9 @@ from .reproduce import Plan, Step, attack_progress, is_finished, model_dir, step
 NOT_RUN = "not run yet"
 # (model name in the plan, test image ids) -> (images, labels)
 CleanImages = Callable[[str, Sequence[int]], tuple[np.ndarray, np.ndarray]]
-# (model, images, classes) -> the model's reconstructions r(x, class) (paper 1 eq. 5)
-Reconstruct = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
+# (model, images, classes) -> the model's reconstructions r(x, class) (paper 1 eq. 5) and
+# their distances to the images, the reconstruction detector's raw score
+Reconstruct = Callable[[str, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 RATES = {"clean_accuracy", "error_adv", "accuracy_adv", "success_rate",
          "success_rate_single_draw", "detection_rate", "fpr_clean_test", "test_accuracy",
@@ -299,10 +300,8 @@ def _examples(cells: Cells, table: dict[str, Any], out: Path, clean_images: Clea
     if table.get("reconstruct_with") and reconstruct is not None and clean is not None:
         for name, images, classes in [("clean", clean, labels),
                                       *[(a, x, c) for a, x, c, _ in adversarials]]:
-            made = reconstruct(table["reconstruct_with"], images, classes)
-            distances = np.sqrt(((images - made) ** 2).reshape(len(images), -1).sum(axis=1))
-            rebuilt[name] = (made, distances)
-            frame[f"{name}: d(x, r(x, class))"] = [f"{d:.2f}" for d in distances]
+            rebuilt[name] = reconstruct(table["reconstruct_with"], images, classes)
+            frame[f"{name}: d(x, r(x, class))"] = [f"{d:.2f}" for d in rebuilt[name][1]]
     figure = reporting.plot_examples(clean, labels, adversarials,
                                      out / "figures" / f"{table['id']}.png",
                                      title=table.get("title", ""), reconstructions=rebuilt)

@@ -343,6 +343,7 @@ class Reproduction:
         self.plan, self.out = plan, Path(out)
         self.data_dir, self.progress, self.log = data_dir, progress, log
         self._datasets: dict[str, Any] = {}
+        self._reconstruction_detectors: dict[str, Any] = {}  # by model: loaded once per report
 
     # what has been made, and with which settings
     def _records(self) -> dict[str, str]:
@@ -438,15 +439,18 @@ class Reproduction:
         return split.images[ids], split.labels[ids]
 
     def reconstruct(self, model: str, images, classes):
-        """``model``'s reconstructions r(x, class) (for the report's examples, paper 1 Fig. 2)."""
-        import numpy as np
+        """``model``'s reconstructions r(x, class) and their distances to ``images``, as the
+        reconstruction detector computes them (for the report's examples, paper 1 Fig. 2)."""
+        from ..detection import ReconstructionDetector
 
-        loaded = self._load(model)
-        if not hasattr(loaded, "reconstruct"):
-            raise RunError(f"model {model} cannot reconstruct images (it is not a generative "
-                           "classifier); reconstruct_with: names one that can")
-        return np.concatenate([loaded.reconstruct(images[i:i + 100], classes[i:i + 100]).numpy()
-                               for i in range(0, len(images), 100)])
+        if model not in self._reconstruction_detectors:
+            try:
+                detector = ReconstructionDetector(self._load(model))
+            except ValueError as err:  # not a generative classifier
+                raise RunError(f"reconstruct_with: {model}: {err}") from None
+            self._reconstruction_detectors[model] = detector
+        detector = self._reconstruction_detectors[model]
+        return detector.reconstruct(images, classes), detector.raw_scores(images, classes)
 
     def _images(self) -> dict[str, list[int]]:
         """One list of test indices per dataset, shared by every model of the plan."""
